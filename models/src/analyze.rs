@@ -1,0 +1,538 @@
+//! Measuring a mesh: volume, area, bounding box, and the topology that says whether the volume can be trusted.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::mesh::{Format, Mesh};
+use crate::units::{implausible_size_hint, Units};
+
+/// Triangles or vertices handled by one task. Fixed, so that floating-point sums are added in the same order
+/// whatever the number of threads.
+const CHUNK: usize = 1 << 14;
+
+/// Something usable but imperfect about a model, in plain words, with a stable code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    pub code: String,
+    pub message: String,
+}
+
+impl Warning {
+    pub fn new(code: &str, message: impl Into<String>) -> Warning {
+        Warning { code: code.to_owned(), message: message.into() }
+    }
+}
+
+/// An axis-aligned bounding box in millimetres.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BBox {
+    pub min: [f64; 3],
+    pub max: [f64; 3],
+    pub size: [f64; 3],
+}
+
+/// Volume and area of the triangles that carry one material (glTF).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaterialReport {
+    pub name: String,
+    pub triangles: u64,
+    /// Shells whose first triangle carries this material: for a gem material, the number of stones.
+    pub shells: u64,
+    pub volume_mm3: f64,
+    pub area_mm2: f64,
+}
+
+/// What a model measures. Field names are the API of every result that carries geometry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub format: Option<Format>,
+    pub units: Option<Units>,
+    /// Signed volume: the sum of the tetrahedra from the origin to every triangle. Negative when the mesh is
+    /// inside out; meaningful only when the mesh is watertight and consistently wound.
+    pub volume_mm3: f64,
+    pub area_mm2: f64,
+    pub bbox_mm: BBox,
+    pub triangles: u64,
+    /// Vertices after welding bit-identical positions.
+    pub vertices: u64,
+    /// Connected components, triangles joined by shared edges.
+    pub shells: u64,
+    /// Edges used by exactly one triangle: the rims of holes.
+    pub boundary_edges: u64,
+    /// Edges used by more than two triangles.
+    pub non_manifold_edges: u64,
+    /// Edges shared by two triangles that run along it in the same direction: one of them faces the wrong way.
+    pub inconsistent_edges: u64,
+    /// Triangles with two corners on one vertex or with (relative to their size) zero area.
+    pub degenerate_triangles: u64,
+    /// Closed shells (no boundary edge) whose volume is negative: inside out.
+    pub inverted_shells: u64,
+    /// No boundary and no non-manifold edges.
+    pub watertight: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub materials: Vec<MaterialReport>,
+    pub warnings: Vec<Warning>,
+}
+
+/// Measures a mesh. The result does not depend on the number of threads rayon uses.
+pub fn analyze(mesh: &Mesh) -> Report {
+    let tris = &mesh.triangles;
+    let pos = &mesh.positions;
+    let topo = topology(pos.len(), tris);
+
+    // One pass over triangles for every sum; the per-shell volumes come as runs of one shell, which keeps the
+    // work per chunk small however many shells there are.
+    let n_mat = mesh.materials.len();
+    struct Sums {
+        volume: f64,
+        area: f64,
+        degenerate: u64,
+        materials: Vec<(u64, f64, f64)>,
+        shell_runs: Vec<(u32, f64)>,
+    }
+    let chunks: Vec<Sums> = chunked(tris.len(), |range| {
+        let mut s = Sums {
+            volume: 0.0,
+            area: 0.0,
+            degenerate: 0,
+            materials: vec![(0, 0.0, 0.0); n_mat],
+            shell_runs: Vec::new(),
+        };
+        for t in range {
+            let [i, j, k] = tris[t];
+            let (a, b, c) = (pos[i as usize], pos[j as usize], pos[k as usize]);
+            let vol = dot(a, cross(b, c)) / 6.0;
+            let e1 = sub(b, a);
+            let e2 = sub(c, a);
+            let twice_area = norm(cross(e1, e2));
+            let area = 0.5 * twice_area;
+            let longest = dot(e1, e1).max(dot(e2, e2)).max(dot(sub(c, b), sub(c, b)));
+            if i == j || j == k || i == k || twice_area <= 1e-12 * longest {
+                s.degenerate += 1;
+            }
+            s.volume += vol;
+            s.area += area;
+            if let Some(&m) = mesh.triangle_materials.get(t) {
+                if let Some(acc) = s.materials.get_mut(m as usize) {
+                    acc.0 += 1;
+                    acc.1 += vol;
+                    acc.2 += area;
+                }
+            }
+            let shell = topo.shell_of[t];
+            if shell != u32::MAX {
+                match s.shell_runs.last_mut() {
+                    Some((last, sum)) if *last == shell => *sum += vol,
+                    _ => s.shell_runs.push((shell, vol)),
+                }
+            }
+        }
+        s
+    });
+
+    let mut volume = 0.0;
+    let mut area = 0.0;
+    let mut degenerate = 0;
+    let mut materials = vec![(0u64, 0.0f64, 0.0f64); n_mat];
+    let mut shell_volume = vec![0.0f64; topo.shells];
+    for s in chunks {
+        volume += s.volume;
+        area += s.area;
+        degenerate += s.degenerate;
+        for (acc, m) in materials.iter_mut().zip(s.materials) {
+            acc.0 += m.0;
+            acc.1 += m.1;
+            acc.2 += m.2;
+        }
+        for (shell, v) in s.shell_runs {
+            shell_volume[shell as usize] += v;
+        }
+    }
+    let closed_shells = topo.shell_open.iter().filter(|open| !**open).count();
+    let inverted_shells =
+        shell_volume.iter().zip(&topo.shell_open).filter(|(v, open)| !**open && **v < 0.0).count() as u64;
+
+    let mut material_shells = vec![0u64; n_mat];
+    for &root in &topo.shell_roots {
+        if let Some(&m) = mesh.triangle_materials.get(root as usize) {
+            if let Some(c) = material_shells.get_mut(m as usize) {
+                *c += 1;
+            }
+        }
+    }
+
+    let bbox = bounding_box(pos, tris);
+    let watertight = !tris.is_empty() && topo.boundary == 0 && topo.non_manifold == 0;
+
+    let mut report = Report {
+        format: mesh.format,
+        units: mesh.units,
+        volume_mm3: volume,
+        area_mm2: area,
+        bbox_mm: bbox,
+        triangles: tris.len() as u64,
+        vertices: pos.len() as u64,
+        shells: topo.shells as u64,
+        boundary_edges: topo.boundary,
+        non_manifold_edges: topo.non_manifold,
+        inconsistent_edges: topo.inconsistent,
+        degenerate_triangles: degenerate,
+        inverted_shells,
+        watertight,
+        materials: mesh
+            .materials
+            .iter()
+            .zip(materials)
+            .zip(material_shells)
+            .map(|((name, (triangles, volume_mm3, area_mm2)), shells)| MaterialReport {
+                name: name.clone(),
+                triangles,
+                shells,
+                volume_mm3,
+                area_mm2,
+            })
+            .collect(),
+        warnings: mesh.warnings.clone(),
+    };
+    add_warnings(&mut report, closed_shells);
+    report
+}
+
+fn add_warnings(r: &mut Report, closed_shells: usize) {
+    let w = &mut r.warnings;
+    if !r.watertight && r.triangles > 0 {
+        let mut what = Vec::new();
+        if r.boundary_edges > 0 {
+            what.push(format!("{} boundary edges (holes)", r.boundary_edges));
+        }
+        if r.non_manifold_edges > 0 {
+            what.push(format!("{} non-manifold edges (shared by more than two triangles)", r.non_manifold_edges));
+        }
+        w.push(Warning::new(
+            "not_watertight",
+            format!(
+                "the mesh is not closed: it has {}; its volume cannot be trusted until the model is repaired",
+                what.join(" and ")
+            ),
+        ));
+    }
+    if r.inconsistent_edges > 0 {
+        w.push(Warning::new(
+            "inconsistent_winding",
+            format!(
+                "{} edges join triangles that face opposite ways; the volume cannot be trusted until the \
+                 normals are made consistent",
+                r.inconsistent_edges
+            ),
+        ));
+    }
+    if r.inverted_shells > 0 {
+        w.push(Warning::new(
+            "inverted_shells",
+            format!(
+                "{} of {} closed shells have negative volume: they are inside out, or cavities inside another shell",
+                r.inverted_shells, closed_shells
+            ),
+        ));
+    } else if r.volume_mm3 < 0.0 {
+        w.push(Warning::new("negative_volume", "the total volume is negative: the model faces inwards (inside out)"));
+    }
+    if r.degenerate_triangles > 0 {
+        w.push(Warning::new(
+            "degenerate_triangles",
+            format!("{} triangles have zero area (collinear or repeated corners)", r.degenerate_triangles),
+        ));
+    }
+    if let Some(units) = r.units {
+        let largest = r.bbox_mm.size.iter().copied().fold(0.0, f64::max);
+        if r.triangles > 0 {
+            if let Some(msg) = implausible_size_hint(largest, units) {
+                w.push(Warning::new("implausible_size", msg));
+            }
+        }
+    }
+}
+
+/// Edge and shell structure of a mesh.
+struct Topology {
+    boundary: u64,
+    non_manifold: u64,
+    inconsistent: u64,
+    shells: usize,
+    /// For every triangle, its shell, or `u32::MAX` for a triangle with repeated corners (it has no edges).
+    shell_of: Vec<u32>,
+    /// For every shell, whether it has a boundary edge.
+    shell_open: Vec<bool>,
+    /// For every shell, its lowest triangle index.
+    shell_roots: Vec<u32>,
+}
+
+fn has_three_vertices(t: &[u32; 3]) -> bool {
+    t[0] != t[1] && t[1] != t[2] && t[0] != t[2]
+}
+
+fn edges(t: &[u32; 3]) -> [(u32, u32); 3] {
+    [(t[0], t[1]), (t[1], t[2]), (t[2], t[0])]
+}
+
+/// Groups the three edges of every triangle by their undirected vertex pair: a compressed adjacency list from
+/// each edge's lower vertex, filled in parallel. Triangles that share an edge are joined with a lock-free
+/// union-find that always links the higher root under the lower, so every shell's root is its lowest triangle.
+fn topology(n_vertices: usize, tris: &[[u32; 3]]) -> Topology {
+    assert!(tris.len() < (1 << 31), "triangle count is limited far below 2^31 by the parsers");
+    let degree: Vec<AtomicU32> = (0..n_vertices).map(|_| AtomicU32::new(0)).collect();
+    tris.par_iter().filter(|t| has_three_vertices(t)).for_each(|t| {
+        for (a, b) in edges(t) {
+            degree[a.min(b) as usize].fetch_add(1, Relaxed);
+        }
+    });
+    let mut offsets = Vec::with_capacity(n_vertices + 1);
+    let mut total = 0usize;
+    offsets.push(0);
+    for d in degree {
+        total += d.into_inner() as usize;
+        offsets.push(total);
+    }
+    let cursor: Vec<AtomicUsize> = offsets[..n_vertices].iter().map(|&o| AtomicUsize::new(o)).collect();
+    // An entry: the upper vertex, the triangle, and whether the triangle runs from lower to upper vertex.
+    let entries: Vec<AtomicU64> = (0..total).map(|_| AtomicU64::new(0)).collect();
+    tris.par_iter().enumerate().filter(|(_, t)| has_three_vertices(t)).for_each(|(t, tri)| {
+        for (a, b) in edges(tri) {
+            let slot = cursor[a.min(b) as usize].fetch_add(1, Relaxed);
+            entries[slot].store(u64::from(a.max(b)) << 32 | (t as u64) << 1 | u64::from(a < b), Relaxed);
+        }
+    });
+    drop(cursor);
+
+    let parent: Vec<AtomicU32> = (0..tris.len() as u32).map(AtomicU32::new).collect();
+    struct EdgeCounts {
+        boundary: u64,
+        non_manifold: u64,
+        inconsistent: u64,
+        open_triangles: Vec<u32>,
+    }
+    let counts = chunked(n_vertices, |vertices| {
+        let mut c = EdgeCounts { boundary: 0, non_manifold: 0, inconsistent: 0, open_triangles: Vec::new() };
+        let mut list = Vec::new();
+        for v in vertices {
+            list.clear();
+            list.extend(entries[offsets[v]..offsets[v + 1]].iter().map(|e| e.load(Relaxed)));
+            list.sort_unstable();
+            for group in list.chunk_by(|x, y| x >> 32 == y >> 32) {
+                let forward = group.iter().filter(|e| *e & 1 == 1).count();
+                match group.len() {
+                    1 => {
+                        c.boundary += 1;
+                        c.open_triangles.push(((group[0] >> 1) & 0x7fff_ffff) as u32);
+                    }
+                    2 if forward != 1 => c.inconsistent += 1,
+                    2 => {}
+                    _ => c.non_manifold += 1,
+                }
+                let first = ((group[0] >> 1) & 0x7fff_ffff) as u32;
+                for e in &group[1..] {
+                    union(&parent, first, ((e >> 1) & 0x7fff_ffff) as u32);
+                }
+            }
+        }
+        c
+    });
+    drop(entries);
+
+    let roots: Vec<u32> = (0..tris.len())
+        .into_par_iter()
+        .map(|t| if has_three_vertices(&tris[t]) { find(&parent, t as u32) } else { u32::MAX })
+        .collect();
+    let mut shell_roots = Vec::new();
+    let mut shell_id = vec![u32::MAX; tris.len()];
+    for (t, &r) in roots.iter().enumerate() {
+        if r == t as u32 {
+            shell_id[t] = shell_roots.len() as u32;
+            shell_roots.push(t as u32);
+        }
+    }
+    let shell_of: Vec<u32> =
+        roots.par_iter().map(|&r| if r == u32::MAX { u32::MAX } else { shell_id[r as usize] }).collect();
+
+    let mut shell_open = vec![false; shell_roots.len()];
+    let (mut boundary, mut non_manifold, mut inconsistent) = (0, 0, 0);
+    for c in counts {
+        boundary += c.boundary;
+        non_manifold += c.non_manifold;
+        inconsistent += c.inconsistent;
+        for t in c.open_triangles {
+            shell_open[shell_of[t as usize] as usize] = true;
+        }
+    }
+    Topology { boundary, non_manifold, inconsistent, shells: shell_roots.len(), shell_of, shell_open, shell_roots }
+}
+
+fn find(parent: &[AtomicU32], mut x: u32) -> u32 {
+    loop {
+        let p = parent[x as usize].load(Relaxed);
+        if p == x {
+            return x;
+        }
+        let gp = parent[p as usize].load(Relaxed);
+        // Path halving; losing the race only means a longer path next time.
+        let _ = parent[x as usize].compare_exchange_weak(p, gp, Relaxed, Relaxed);
+        x = gp;
+    }
+}
+
+fn union(parent: &[AtomicU32], a: u32, b: u32) {
+    loop {
+        let (ra, rb) = (find(parent, a), find(parent, b));
+        if ra == rb {
+            return;
+        }
+        let (lo, hi) = (ra.min(rb), ra.max(rb));
+        if parent[hi as usize].compare_exchange(hi, lo, Relaxed, Relaxed).is_ok() {
+            return;
+        }
+    }
+}
+
+fn bounding_box(pos: &[[f64; 3]], tris: &[[u32; 3]]) -> BBox {
+    if tris.is_empty() || pos.is_empty() {
+        return BBox { min: [0.0; 3], max: [0.0; 3], size: [0.0; 3] };
+    }
+    let (min, max) = pos
+        .par_iter()
+        .fold(
+            || ([f64::INFINITY; 3], [f64::NEG_INFINITY; 3]),
+            |(lo, hi), p| (std::array::from_fn(|i| lo[i].min(p[i])), std::array::from_fn(|i| hi[i].max(p[i]))),
+        )
+        .reduce(
+            || ([f64::INFINITY; 3], [f64::NEG_INFINITY; 3]),
+            |(a, b), (c, d)| (std::array::from_fn(|i| a[i].min(c[i])), std::array::from_fn(|i| b[i].max(d[i]))),
+        );
+    BBox { min, max, size: std::array::from_fn(|i| max[i] - min[i]) }
+}
+
+/// Runs `f` on fixed-size ranges of `0..n` in parallel and returns the results in order.
+fn chunked<T: Send>(n: usize, f: impl Fn(Range<usize>) -> T + Sync + Send) -> Vec<T> {
+    (0..n.div_ceil(CHUNK)).into_par_iter().map(|c| f(c * CHUNK..((c + 1) * CHUNK).min(n))).collect()
+}
+
+#[inline]
+fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+}
+
+#[inline]
+fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+#[inline]
+fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+}
+
+#[inline]
+fn norm(a: [f64; 3]) -> f64 {
+    dot(a, a).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_close(a: f64, b: f64) {
+        assert!((a - b).abs() <= 1e-12 * b.abs(), "{a} != {b}");
+    }
+
+    /// A cube from 0 to `s`, 12 triangles wound outwards.
+    fn cube(s: f64) -> Mesh {
+        let p = (0..8).map(|i| [(i & 1) as f64 * s, ((i >> 1) & 1) as f64 * s, ((i >> 2) & 1) as f64 * s]).collect();
+        let t = vec![
+            [0, 2, 1],
+            [1, 2, 3],
+            [4, 5, 6],
+            [5, 7, 6],
+            [0, 1, 4],
+            [1, 5, 4],
+            [2, 6, 3],
+            [3, 6, 7],
+            [0, 4, 2],
+            [2, 4, 6],
+            [1, 3, 5],
+            [3, 7, 5],
+        ];
+        Mesh::from_indexed(p, t).expect("valid cube")
+    }
+
+    #[test]
+    fn closed_cube() {
+        let r = analyze(&cube(2.0));
+        assert_close(r.volume_mm3, 8.0);
+        assert_close(r.area_mm2, 24.0);
+        assert_eq!((r.triangles, r.vertices, r.shells), (12, 8, 1));
+        assert_eq!((r.boundary_edges, r.non_manifold_edges, r.inconsistent_edges), (0, 0, 0));
+        assert_eq!((r.degenerate_triangles, r.inverted_shells), (0, 0));
+        assert!(r.watertight);
+        assert_eq!(r.bbox_mm.size, [2.0; 3]);
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    }
+
+    #[test]
+    fn a_missing_triangle_leaves_three_boundary_edges() {
+        let mut m = cube(2.0);
+        m.triangles.pop();
+        let r = analyze(&m);
+        assert_eq!(r.boundary_edges, 3);
+        assert!(!r.watertight);
+        assert_eq!(r.warnings[0].code, "not_watertight");
+    }
+
+    #[test]
+    fn one_flipped_triangle_makes_three_inconsistent_edges() {
+        let mut m = cube(2.0);
+        m.triangles[0].swap(1, 2);
+        let r = analyze(&m);
+        assert_eq!(r.inconsistent_edges, 3);
+        assert!(r.watertight, "orientation does not open a mesh");
+        assert!(r.warnings.iter().any(|w| w.code == "inconsistent_winding"));
+    }
+
+    #[test]
+    fn an_inside_out_shell_is_counted() {
+        let mut m = cube(2.0);
+        let mut other = cube(1.0);
+        other.flip_winding();
+        let base = m.positions.len() as u32;
+        m.positions.extend(other.positions.iter().map(|p| [p[0] + 5.0, p[1], p[2]]));
+        m.triangles.extend(other.triangles.iter().map(|t| t.map(|v| v + base)));
+        let r = analyze(&m);
+        assert_eq!(r.shells, 2);
+        assert_eq!(r.inverted_shells, 1);
+        assert_close(r.volume_mm3, 7.0);
+    }
+
+    #[test]
+    fn a_fin_on_an_edge_is_non_manifold() {
+        let mut m = cube(2.0);
+        // Two more triangles on the edge 0-1 (both directions so it stays balanced): an internal fin.
+        m.positions.push([1.0, -1.0, -1.0]);
+        m.triangles.push([0, 1, 8]);
+        m.triangles.push([1, 0, 8]);
+        let r = analyze(&m);
+        assert_eq!(r.non_manifold_edges, 1);
+        assert!(!r.watertight);
+        assert_eq!(r.shells, 1);
+    }
+
+    #[test]
+    fn repeated_corners_are_degenerate_and_have_no_edges() {
+        let mut m = cube(2.0);
+        m.triangles.push([0, 0, 1]);
+        let r = analyze(&m);
+        assert_eq!(r.degenerate_triangles, 1);
+        assert!(r.watertight);
+        assert_eq!(r.shells, 1);
+    }
+}

@@ -1,0 +1,496 @@
+//! glTF 2.0 (GLB and .gltf with embedded buffers): the default scene's triangles, placed by their node
+//! transforms, with a material name per triangle. No image is ever decoded.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use base64::Engine as _;
+use gltf::accessor::{DataType, Dimensions};
+use gltf::mesh::{Mode, Semantic};
+use nalgebra::{Matrix4, Quaternion, Translation3, UnitQuaternion, Vector3};
+
+use crate::mesh::{Format, Mesh};
+use crate::units::Units;
+use crate::weld::F64Key;
+use crate::{Limits, ModelError, Warning};
+
+/// Required extensions that change how geometry is stored: reading past them would measure garbage.
+const GEOMETRY_EXTENSIONS: &[(&str, &str)] = &[
+    ("KHR_draco_mesh_compression", "compresses the geometry with Draco, which assay does not decode"),
+    ("EXT_meshopt_compression", "compresses the geometry with meshoptimizer, which assay does not decode"),
+    ("KHR_mesh_quantization", "stores positions as quantized integers, which assay does not read"),
+];
+
+/// Prefixes of required extensions that only change appearance, so the geometry can be read without them.
+const APPEARANCE_PREFIXES: &[&str] =
+    &["KHR_materials_", "KHR_texture_", "EXT_texture_", "KHR_lights_punctual", "KHR_xmp", "EXT_lights_"];
+
+pub(crate) fn parse(bytes: &[u8], units: Option<Units>, limits: &Limits) -> Result<Mesh, ModelError> {
+    let format = if bytes.starts_with(b"glTF") { Format::Glb } else { Format::Gltf };
+    let gltf::Gltf { document, blob } = gltf::Gltf::from_slice_without_validation(bytes)
+        .map_err(|e| ModelError::GltfInvalid { message: describe(&e) })?;
+    let mut json = document.into_json();
+    for name in &json.extensions_required {
+        if let Some((_, why)) = GEOMETRY_EXTENSIONS.iter().find(|(n, _)| n == name) {
+            return Err(ModelError::GltfUnsupportedExtension { name: name.clone(), why });
+        }
+        if !APPEARANCE_PREFIXES.iter().any(|p| name.starts_with(p)) {
+            return Err(ModelError::GltfUnsupportedExtension {
+                name: name.clone(),
+                why: "is not known to assay, so its geometry cannot be trusted",
+            });
+        }
+    }
+    // Vetted above: the validator would otherwise refuse extensions this build of `gltf` does not enable.
+    json.extensions_required.clear();
+    let doc = gltf::Document::from_json(json).map_err(|e| ModelError::GltfInvalid { message: describe(&e) })?;
+
+    let buffers: Vec<Result<Cow<[u8]>, ModelError>> = doc.buffers().map(|b| buffer_data(&b, blob.as_deref())).collect();
+    let mut reader = Reader { buffers, limits, positions: HashMap::new(), indices: HashMap::new() };
+
+    let mut materials = MaterialNames::default();
+    let mut out = Emitter {
+        corners: Vec::new(),
+        triangle_materials: Vec::new(),
+        skipped_primitives: 0,
+        node_visits: 0,
+        scale: units.unwrap_or(Units::M).to_mm(),
+        limits,
+    };
+
+    let roots: Vec<gltf::Node> = match doc.default_scene() {
+        Some(scene) => scene.nodes().collect(),
+        None if doc.scenes().len() > 0 => doc.scenes().flat_map(|s| s.nodes().collect::<Vec<_>>()).collect(),
+        None => {
+            // No scene at all: every node that is nobody's child is a root.
+            let mut child = vec![false; doc.nodes().len()];
+            for n in doc.nodes() {
+                for c in n.children() {
+                    child[c.index()] = true;
+                }
+            }
+            doc.nodes().filter(|n| !child[n.index()]).collect()
+        }
+    };
+    let mut on_path = vec![false; doc.nodes().len()];
+    for node in roots {
+        walk(&node, Matrix4::identity(), 0, &mut on_path, &mut reader, &mut materials, &mut out)?;
+    }
+
+    if out.corners.is_empty() {
+        return Err(ModelError::NoTriangles {
+            detail: if out.skipped_primitives > 0 {
+                ": the scene has only points or lines".into()
+            } else {
+                ": the scene places no mesh".into()
+            },
+        });
+    }
+    let corners = out.corners;
+    let mut mesh = Mesh::from_soup(
+        format,
+        Units::Mm, // positions are already scaled to millimetres
+        corners.len(),
+        |c| F64Key::from_f64(corners[c]),
+        |c| format!("triangle {}", c / 3),
+    )?;
+    mesh.units = Some(units.unwrap_or(Units::M));
+    mesh.materials = materials.names;
+    mesh.triangle_materials = out.triangle_materials;
+    if out.skipped_primitives > 0 {
+        mesh.warnings.push(Warning::new(
+            "non_triangle_primitives",
+            format!(
+                "{} primitives of points or lines were skipped: only triangles have volume",
+                out.skipped_primitives
+            ),
+        ));
+    }
+    Ok(mesh)
+}
+
+fn describe(e: &gltf::Error) -> String {
+    match e {
+        gltf::Error::Validation(errors) => {
+            let mut parts: Vec<String> = errors.iter().take(3).map(|(path, err)| format!("{path}: {err}")).collect();
+            if errors.len() > 3 {
+                parts.push(format!("and {} more", errors.len() - 3));
+            }
+            parts.join("; ")
+        }
+        other => other.to_string(),
+    }
+}
+
+fn buffer_data<'a>(buffer: &gltf::Buffer, blob: Option<&'a [u8]>) -> Result<Cow<'a, [u8]>, ModelError> {
+    let index = buffer.index();
+    let data: Cow<[u8]> = match buffer.source() {
+        gltf::buffer::Source::Bin => match blob {
+            Some(b) => Cow::Borrowed(b),
+            None => {
+                return Err(ModelError::GltfInvalid {
+                    message: format!("buffer {index} has no uri and the file has no binary chunk"),
+                })
+            }
+        },
+        gltf::buffer::Source::Uri(uri) if uri.starts_with("data:") => {
+            let Some((_, payload)) = uri.split_once(";base64,") else {
+                return Err(ModelError::GltfInvalid {
+                    message: format!("buffer {index} has a data: URI that is not base64"),
+                });
+            };
+            let engine = base64::engine::GeneralPurpose::new(
+                &base64::alphabet::STANDARD,
+                base64::engine::GeneralPurposeConfig::new()
+                    .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+            );
+            Cow::Owned(engine.decode(payload.trim()).map_err(|e| ModelError::GltfInvalid {
+                message: format!("buffer {index} has a data: URI whose base64 is invalid: {e}"),
+            })?)
+        }
+        gltf::buffer::Source::Uri(uri) => {
+            return Err(ModelError::GltfExternalBuffer { buffer: index, uri: uri.chars().take(200).collect() })
+        }
+    };
+    if (data.len() as u64) < buffer.length() as u64 {
+        return Err(ModelError::GltfInvalid {
+            message: format!("buffer {index} declares {} bytes but has {}", buffer.length(), data.len()),
+        });
+    }
+    Ok(data)
+}
+
+/// Reads accessors, checking every byte range before it allocates, and keeps what instanced meshes share.
+struct Reader<'a> {
+    buffers: Vec<Result<Cow<'a, [u8]>, ModelError>>,
+    limits: &'a Limits,
+    positions: HashMap<usize, Rc<Vec<[f32; 3]>>>,
+    indices: HashMap<usize, Rc<Vec<u32>>>,
+}
+
+impl Reader<'_> {
+    fn positions(&mut self, a: &gltf::Accessor) -> Result<Rc<Vec<[f32; 3]>>, ModelError> {
+        if let Some(p) = self.positions.get(&a.index()) {
+            return Ok(p.clone());
+        }
+        if a.data_type() != DataType::F32 || a.dimensions() != Dimensions::Vec3 {
+            return Err(accessor_err(
+                a,
+                format!(
+                    "POSITION must be FLOAT VEC3, found {:?} {:?} (quantized positions are not supported)",
+                    a.data_type(),
+                    a.dimensions()
+                ),
+            ));
+        }
+        let raw = self.read(a)?;
+        let p: Vec<[f32; 3]> = raw
+            .chunks_exact(12)
+            .map(|c| std::array::from_fn(|k| f32::from_le_bytes([c[4 * k], c[4 * k + 1], c[4 * k + 2], c[4 * k + 3]])))
+            .collect();
+        let p = Rc::new(p);
+        self.positions.insert(a.index(), p.clone());
+        Ok(p)
+    }
+
+    fn indices(&mut self, a: &gltf::Accessor) -> Result<Rc<Vec<u32>>, ModelError> {
+        if let Some(i) = self.indices.get(&a.index()) {
+            return Ok(i.clone());
+        }
+        if a.dimensions() != Dimensions::Scalar {
+            return Err(accessor_err(a, format!("indices must be SCALAR, found {:?}", a.dimensions())));
+        }
+        let raw = self.read(a)?;
+        let i: Vec<u32> = match a.data_type() {
+            DataType::U8 => raw.iter().map(|&b| u32::from(b)).collect(),
+            DataType::U16 => raw.chunks_exact(2).map(|c| u32::from(u16::from_le_bytes([c[0], c[1]]))).collect(),
+            DataType::U32 => raw.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            other => {
+                return Err(accessor_err(
+                    a,
+                    format!("indices must be UNSIGNED_BYTE, UNSIGNED_SHORT or UNSIGNED_INT, found {other:?}"),
+                ))
+            }
+        };
+        let i = Rc::new(i);
+        self.indices.insert(a.index(), i.clone());
+        Ok(i)
+    }
+
+    /// The accessor's elements, tightly packed, with sparse substitution applied.
+    fn read(&self, a: &gltf::Accessor) -> Result<Vec<u8>, ModelError> {
+        let size = a.size();
+        let count = a.count();
+        // An accessor can only be as long as what backs it; one without a buffer view is all zeros, so its
+        // count is bounded by the triangle limit instead.
+        let mut out = match a.view() {
+            Some(view) => {
+                let stride = view.stride().unwrap_or(size);
+                if stride < size {
+                    return Err(accessor_err(
+                        a,
+                        format!("byteStride {stride} is smaller than an element ({size} bytes)"),
+                    ));
+                }
+                let data = self.view_bytes(&view)?;
+                let start = a.offset();
+                let needed = if count == 0 {
+                    Some(0)
+                } else {
+                    (count - 1).checked_mul(stride).and_then(|n| n.checked_add(start)?.checked_add(size))
+                };
+                match needed {
+                    Some(n) if n <= data.len() => {}
+                    _ => {
+                        return Err(accessor_err(
+                            a,
+                            format!(
+                                "{count} elements of {size} bytes (stride {stride}) from offset {start} do not fit in \
+                                 buffer view {} of {} bytes",
+                                view.index(),
+                                data.len()
+                            ),
+                        ))
+                    }
+                }
+                let mut out = Vec::with_capacity(count * size);
+                for i in 0..count {
+                    out.extend_from_slice(&data[start + i * stride..start + i * stride + size]);
+                }
+                out
+            }
+            None => {
+                if count as u64 > self.limits.max_triangles.saturating_mul(3) {
+                    return Err(accessor_err(a, format!("{count} elements without a buffer view is over the limit")));
+                }
+                vec![0u8; count * size]
+            }
+        };
+        if let Some(sparse) = a.sparse() {
+            let n = sparse.count();
+            if n > count {
+                return Err(accessor_err(a, format!("sparse count {n} is larger than the accessor count {count}")));
+            }
+            let idx = sparse.indices();
+            let isize = idx.index_type().size();
+            let ibytes = self.view_bytes(&idx.view())?;
+            let ibytes = slice(ibytes, idx.offset(), n * isize)
+                .ok_or_else(|| accessor_err(a, "sparse indices do not fit in their buffer view".into()))?;
+            let vals = sparse.values();
+            let vbytes = self.view_bytes(&vals.view())?;
+            let vbytes = slice(vbytes, vals.offset(), n * size)
+                .ok_or_else(|| accessor_err(a, "sparse values do not fit in their buffer view".into()))?;
+            for k in 0..n {
+                let c = &ibytes[k * isize..(k + 1) * isize];
+                let target = match isize {
+                    1 => usize::from(c[0]),
+                    2 => usize::from(u16::from_le_bytes([c[0], c[1]])),
+                    _ => u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize,
+                };
+                if target >= count {
+                    return Err(accessor_err(a, format!("sparse index {target} is out of range (count {count})")));
+                }
+                out[target * size..(target + 1) * size].copy_from_slice(&vbytes[k * size..(k + 1) * size]);
+            }
+        }
+        Ok(out)
+    }
+
+    fn view_bytes(&self, view: &gltf::buffer::View) -> Result<&[u8], ModelError> {
+        let b = view.buffer().index();
+        let data = match self.buffers.get(b) {
+            Some(Ok(d)) => d,
+            Some(Err(e)) => return Err(e.clone()),
+            None => return Err(ModelError::GltfInvalid { message: format!("buffer {b} does not exist") }),
+        };
+        slice(data, view.offset(), view.length()).ok_or_else(|| ModelError::GltfInvalid {
+            message: format!(
+                "buffer view {} ({} bytes from offset {}) does not fit in buffer {b} of {} bytes",
+                view.index(),
+                view.length(),
+                view.offset(),
+                data.len()
+            ),
+        })
+    }
+}
+
+fn slice(data: &[u8], offset: usize, len: usize) -> Option<&[u8]> {
+    data.get(offset..offset.checked_add(len)?)
+}
+
+fn accessor_err(a: &gltf::Accessor, message: String) -> ModelError {
+    ModelError::GltfAccessor { accessor: a.index(), message }
+}
+
+/// Material names in first-use order; materials sharing a name share an entry.
+#[derive(Default)]
+struct MaterialNames {
+    names: Vec<String>,
+    by_name: HashMap<String, u32>,
+}
+
+impl MaterialNames {
+    fn id(&mut self, material: &gltf::Material) -> u32 {
+        let name = match (material.index(), material.name()) {
+            (_, Some(n)) if !n.trim().is_empty() => n.trim().to_owned(),
+            (Some(i), _) => format!("material {i}"),
+            (None, _) => "default".to_owned(),
+        };
+        if let Some(&id) = self.by_name.get(&name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.clone());
+        self.by_name.insert(name, id);
+        id
+    }
+}
+
+/// Collects placed triangles as a soup in millimetres.
+struct Emitter<'a> {
+    corners: Vec<[f64; 3]>,
+    triangle_materials: Vec<u32>,
+    skipped_primitives: usize,
+    node_visits: usize,
+    scale: f64,
+    limits: &'a Limits,
+}
+
+/// Node instances a scene may expand to. Nodes shared by several parents (invalid, but real files do it) are
+/// walked once per path, and a few levels of sharing would otherwise multiply into billions of visits.
+const MAX_NODE_VISITS: usize = 1_000_000;
+
+fn walk(
+    node: &gltf::Node,
+    parent: Matrix4<f64>,
+    depth: usize,
+    on_path: &mut [bool],
+    reader: &mut Reader,
+    materials: &mut MaterialNames,
+    out: &mut Emitter,
+) -> Result<(), ModelError> {
+    let index = node.index();
+    if on_path[index] {
+        return Err(ModelError::GltfNodeCycle { node: index });
+    }
+    if depth >= out.limits.max_node_depth {
+        return Err(ModelError::GltfTooDeep { node: index, limit: out.limits.max_node_depth });
+    }
+    out.node_visits += 1;
+    if out.node_visits > MAX_NODE_VISITS {
+        return Err(ModelError::GltfInvalid {
+            message: format!("the node hierarchy expands to more than {MAX_NODE_VISITS} node instances"),
+        });
+    }
+    let world = parent * local_matrix(node)?;
+    if let Some(mesh) = node.mesh() {
+        for primitive in mesh.primitives() {
+            emit(&mesh, &primitive, &world, reader, materials, out)?;
+        }
+    }
+    on_path[index] = true;
+    for child in node.children() {
+        walk(&child, world, depth + 1, on_path, reader, materials, out)?;
+    }
+    on_path[index] = false;
+    Ok(())
+}
+
+fn local_matrix(node: &gltf::Node) -> Result<Matrix4<f64>, ModelError> {
+    let m = match node.transform() {
+        gltf::scene::Transform::Matrix { matrix } => {
+            Matrix4::from_fn(|r, c| f64::from(matrix[c][r])) // glTF matrices are column-major
+        }
+        gltf::scene::Transform::Decomposed { translation, rotation, scale } => {
+            let [x, y, z, w] = rotation.map(f64::from);
+            let q = Quaternion::new(w, x, y, z);
+            if q.norm() == 0.0 {
+                return Err(ModelError::GltfInvalid {
+                    message: format!("node {} has a zero rotation quaternion", node.index()),
+                });
+            }
+            let t = Translation3::from(Vector3::from(translation.map(f64::from)));
+            t.to_homogeneous()
+                * UnitQuaternion::from_quaternion(q).to_homogeneous()
+                * Matrix4::new_nonuniform_scaling(&Vector3::from(scale.map(f64::from)))
+        }
+    };
+    if m.iter().any(|v| !v.is_finite()) {
+        return Err(ModelError::GltfInvalid {
+            message: format!("node {} has a transform that is not finite", node.index()),
+        });
+    }
+    Ok(m)
+}
+
+fn emit(
+    mesh: &gltf::Mesh,
+    primitive: &gltf::Primitive,
+    world: &Matrix4<f64>,
+    reader: &mut Reader,
+    materials: &mut MaterialNames,
+    out: &mut Emitter,
+) -> Result<(), ModelError> {
+    let err = |message: String| ModelError::GltfPrimitive { mesh: mesh.index(), primitive: primitive.index(), message };
+    let mode = primitive.mode();
+    if !matches!(mode, Mode::Triangles | Mode::TriangleStrip | Mode::TriangleFan) {
+        out.skipped_primitives += 1;
+        return Ok(());
+    }
+    let Some(pos_accessor) = primitive.get(&Semantic::Positions) else {
+        return Err(err("has no POSITION attribute".into()));
+    };
+    let positions = reader.positions(&pos_accessor)?;
+    let indices = match primitive.indices() {
+        Some(a) => Some(reader.indices(&a)?),
+        None => None,
+    };
+    let n = indices.as_ref().map_or(positions.len(), |i| i.len());
+    let triangle_count = match mode {
+        Mode::Triangles => n / 3,
+        _ => n.saturating_sub(2),
+    };
+    let total = (out.corners.len() / 3 + triangle_count) as u64;
+    if total > out.limits.max_triangles {
+        return Err(ModelError::TooManyTriangles { count: total, limit: out.limits.max_triangles });
+    }
+    let vertex = |k: usize| -> Result<usize, ModelError> {
+        let v = match &indices {
+            Some(i) => i[k] as usize,
+            None => k,
+        };
+        if v >= positions.len() {
+            return Err(err(format!("index {v} is out of range: POSITION has {} vertices", positions.len())));
+        }
+        Ok(v)
+    };
+    let linear = world.fixed_view::<3, 3>(0, 0).into_owned();
+    let flip = linear.determinant() < 0.0;
+    let offset = world.fixed_view::<3, 1>(0, 3).into_owned();
+    let place = |v: usize| -> [f64; 3] {
+        let p = Vector3::from(positions[v].map(f64::from));
+        let w = linear * p + offset;
+        [w.x * out.scale, w.y * out.scale, w.z * out.scale]
+    };
+    let material = materials.id(&primitive.material());
+    out.corners.reserve(triangle_count * 3);
+    for t in 0..triangle_count {
+        let [a, b, c] = match mode {
+            Mode::Triangles => [3 * t, 3 * t + 1, 3 * t + 2],
+            Mode::TriangleStrip if t % 2 == 0 => [t, t + 1, t + 2],
+            Mode::TriangleStrip => [t + 1, t, t + 2],
+            _ => [t + 1, t + 2, 0], // fan
+        };
+        let (a, mut b, mut c) = (vertex(a)?, vertex(b)?, vertex(c)?);
+        if flip {
+            std::mem::swap(&mut b, &mut c);
+        }
+        out.corners.push(place(a));
+        out.corners.push(place(b));
+        out.corners.push(place(c));
+        out.triangle_materials.push(material);
+    }
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! `assay analyze`: a geometry report per file, as a table for people or JSON lines for programs.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde_json::{json, Value};
+
+use crate::AnalyzeArgs;
+
+pub(crate) fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
+    let options = models::ParseOptions { units: args.units, ..Default::default() };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut failed = 0;
+    for (i, path) in args.files.iter().enumerate() {
+        let result = analyze_file(path, &options);
+        if result.is_err() {
+            failed += 1;
+        }
+        if args.json {
+            serde_json::to_writer(&mut out, &json_line(path, &result)).context("cannot write JSON")?;
+            writeln!(out)?;
+        } else {
+            if i > 0 {
+                writeln!(out)?;
+            }
+            write_table(&mut out, path, &result)?;
+        }
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// A failure to read a file, or a model that is not a valid mesh, with a stable code.
+pub(crate) struct Failure {
+    pub code: &'static str,
+    pub message: String,
+}
+
+pub(crate) fn analyze_file(path: &Path, options: &models::ParseOptions) -> Result<models::Report, Failure> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Failure { code: "io_error", message: format!("cannot read {}: {e}", path.display()) })?;
+    let mesh = models::parse(&bytes, options).map_err(|e| Failure { code: e.code(), message: e.to_string() })?;
+    drop(bytes);
+    Ok(models::analyze(&mesh))
+}
+
+fn json_line(path: &Path, result: &Result<models::Report, Failure>) -> Value {
+    let mut v = match result {
+        Ok(report) => serde_json::to_value(report).unwrap_or_else(|e| json!({ "error": e.to_string() })),
+        Err(f) => json!({ "error": { "code": f.code, "message": f.message } }),
+    };
+    if let Value::Object(map) = &mut v {
+        let mut with_file = serde_json::Map::new();
+        with_file.insert("file".into(), Value::String(path.display().to_string()));
+        with_file.append(map);
+        *map = with_file;
+    }
+    v
+}
+
+fn write_table(out: &mut impl Write, path: &Path, result: &Result<models::Report, Failure>) -> std::io::Result<()> {
+    let r = match result {
+        Ok(r) => r,
+        Err(f) => return writeln!(out, "{}\n  error [{}]: {}", path.display(), f.code, f.message),
+    };
+    let format = r.format.map_or("mesh", |f| f.as_str());
+    let units = r.units.map_or("mm", |u| u.as_str());
+    writeln!(out, "{}  ({format}, read as {units})", path.display())?;
+    let s = r.bbox_mm.size;
+    let rows: [(&str, String); 12] = [
+        ("volume", format!("{:.3} mm³", r.volume_mm3)),
+        ("area", format!("{:.3} mm²", r.area_mm2)),
+        ("bounding box", format!("{:.3} × {:.3} × {:.3} mm", s[0], s[1], s[2])),
+        ("triangles", r.triangles.to_string()),
+        ("vertices", r.vertices.to_string()),
+        ("shells", r.shells.to_string()),
+        ("watertight", if r.watertight { "yes".into() } else { "no".into() }),
+        ("boundary edges", r.boundary_edges.to_string()),
+        ("non-manifold edges", r.non_manifold_edges.to_string()),
+        ("inconsistent edges", r.inconsistent_edges.to_string()),
+        ("degenerate triangles", r.degenerate_triangles.to_string()),
+        ("inverted shells", r.inverted_shells.to_string()),
+    ];
+    for (name, value) in rows {
+        writeln!(out, "  {name:<21}{value}")?;
+    }
+    if !r.materials.is_empty() {
+        writeln!(out, "  materials")?;
+        for m in &r.materials {
+            writeln!(
+                out,
+                "    {:<24} {:>12.3} mm³ {:>12.3} mm² {:>9} triangles {:>5} shells",
+                m.name, m.volume_mm3, m.area_mm2, m.triangles, m.shells
+            )?;
+        }
+    }
+    for w in &r.warnings {
+        writeln!(out, "  warning [{}]: {}", w.code, w.message)?;
+    }
+    Ok(())
+}
