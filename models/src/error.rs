@@ -9,7 +9,7 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum ModelError {
-    #[error("the file is empty")]
+    #[error("the file is empty (0 bytes): expected an STL, GLB or glTF model")]
     EmptyFile,
 
     #[error("the file is not STL, GLB or glTF: {hint}")]

@@ -28,6 +28,9 @@ const APPEARANCE_PREFIXES: &[&str] =
 
 pub(crate) fn parse(bytes: &[u8], units: Option<Units>, limits: &Limits) -> Result<Mesh, ModelError> {
     let format = if bytes.starts_with(b"glTF") { Format::Glb } else { Format::Gltf };
+    if format == Format::Glb {
+        check_glb_header(bytes)?;
+    }
     let gltf::Gltf { document, blob } = gltf::Gltf::from_slice_without_validation(bytes)
         .map_err(|e| ModelError::GltfInvalid { message: describe(&e) })?;
     let mut json = document.into_json();
@@ -44,7 +47,7 @@ pub(crate) fn parse(bytes: &[u8], units: Option<Units>, limits: &Limits) -> Resu
     }
     // Vetted above: the validator would otherwise refuse extensions this build of `gltf` does not enable.
     json.extensions_required.clear();
-    let doc = gltf::Document::from_json(json).map_err(|e| ModelError::GltfInvalid { message: describe(&e) })?;
+    let doc = validate(json)?;
 
     let buffers: Vec<Result<Cow<[u8]>, ModelError>> = doc.buffers().map(|b| buffer_data(&b, blob.as_deref())).collect();
     let mut reader = Reader { buffers, limits, positions: HashMap::new(), indices: HashMap::new() };
@@ -108,6 +111,45 @@ pub(crate) fn parse(bytes: &[u8], units: Option<Units>, limits: &Limits) -> Resu
         ));
     }
     Ok(mesh)
+}
+
+/// The GLB header's version and total length, which the `gltf` crate does not hold against the file.
+fn check_glb_header(bytes: &[u8]) -> Result<(), ModelError> {
+    let word = |at: usize| bytes.get(at..at + 4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+    let (Some(version), Some(length)) = (word(4), word(8)) else {
+        return Err(ModelError::GltfInvalid {
+            message: format!("a GLB header is 12 bytes, the file has {}", bytes.len()),
+        });
+    };
+    if version != 2 {
+        return Err(ModelError::GltfInvalid { message: format!("GLB version {version} is not supported (only 2)") });
+    }
+    if u64::from(length) != bytes.len() as u64 {
+        return Err(ModelError::GltfInvalid {
+            message: format!(
+                "the GLB header says {length} bytes but the file has {}: it is truncated or corrupt",
+                bytes.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The `gltf` crate's validation, less what does not matter for measuring: accessor `min`/`max` bounds, which
+/// many exporters omit or get wrong (the bounds are computed from the positions).
+fn validate(json: gltf::json::Root) -> Result<gltf::Document, ModelError> {
+    use gltf::json::validation::Validate;
+    let mut errors = Vec::new();
+    json.validate(&json, gltf::json::Path::new, &mut |path, error| {
+        let path = path();
+        if !(path.as_str().ends_with(".min") || path.as_str().ends_with(".max")) {
+            errors.push((path, error));
+        }
+    });
+    if !errors.is_empty() {
+        return Err(ModelError::GltfInvalid { message: describe(&gltf::Error::Validation(errors)) });
+    }
+    Ok(gltf::Document::from_json_without_validation(json))
 }
 
 fn describe(e: &gltf::Error) -> String {

@@ -19,14 +19,18 @@ pub(crate) enum Kind {
 }
 
 /// Binary when the declared triangle count matches the length exactly; otherwise ASCII when the text starts with
-/// `solid`; otherwise binary (which then reports its own truncation or trailing bytes).
+/// `solid` and what follows the header looks like text; otherwise binary (which then reports its own truncation
+/// or trailing bytes).
 pub(crate) fn kind(bytes: &[u8]) -> Kind {
     if let Some(n) = declared_count(bytes) {
         if (HEADER as u64 + 4).checked_add(n * RECORD as u64) == Some(bytes.len() as u64) {
             return Kind::Binary;
         }
     }
-    if starts_with_solid(bytes) {
+    // A binary file with a `solid` header and a stray byte at the end is common; its body is not text.
+    let body = &bytes[bytes.len().min(HEADER)..bytes.len().min(HEADER + 512)];
+    let looks_like_text = body.iter().all(|&b| b.is_ascii_graphic() || b.is_ascii_whitespace());
+    if starts_with_solid(bytes) && looks_like_text {
         Kind::Ascii
     } else {
         Kind::Binary
@@ -76,7 +80,8 @@ fn parse_binary(bytes: &[u8], units: Units, limits: &Limits) -> Result<Mesh, Mod
     let body = &bytes[HEADER + 4..HEADER + 4 + n * RECORD];
     let key = |corner: usize| {
         let at = (corner / 3) * RECORD + 12 + (corner % 3) * 12;
-        let f = |o: usize| u32::from_le_bytes([body[at + o], body[at + o + 1], body[at + o + 2], body[at + o + 3]]);
+        let p: &[u8; 12] = body[at..at + 12].try_into().expect("12 bytes");
+        let f = |o: usize| u32::from_le_bytes([p[o], p[o + 1], p[o + 2], p[o + 3]]);
         F32Key::from_bits([f(0), f(4), f(8)])
     };
     let mut mesh = Mesh::from_soup(Format::StlBinary, units, n * 3, key, |c| format!("triangle {}", c / 3))?;
@@ -389,6 +394,19 @@ mod tests {
         let m =
             parse(TRIANGLE.trim_end().trim_end_matches("endsolid t").as_bytes(), Units::Mm, &limits()).expect("ascii");
         assert_eq!(m.warnings[0].code, "missing_endsolid");
+    }
+
+    #[test]
+    fn binary_with_solid_header_and_a_trailing_byte_is_binary_with_a_warning() {
+        let mut mesh = crate::synth::ring_band(8.0, 10.0, 2.0, 8, 4);
+        mesh.positions.iter_mut().for_each(|p| p[2] += 0.25);
+        let mut bytes = to_binary_stl(&mesh);
+        bytes[..6].copy_from_slice(b"solid ");
+        bytes.push(b'\n');
+        let m = parse(&bytes, Units::Mm, &limits()).expect("binary");
+        assert_eq!(m.format, Some(Format::StlBinary));
+        assert_eq!(m.triangles.len(), 64);
+        assert_eq!(m.warnings[0].code, "trailing_bytes");
     }
 
     #[test]

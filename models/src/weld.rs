@@ -5,7 +5,7 @@
 //! of threads, so vertex numbering is the same on one core or many.
 
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
@@ -84,6 +84,22 @@ impl WeldKey for F64Key {
     }
 }
 
+/// The indices of the set bits of a word, lowest first.
+struct BitIter(u64);
+
+impl Iterator for BitIter {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        if self.0 == 0 {
+            return None;
+        }
+        let b = self.0.trailing_zeros() as usize;
+        self.0 &= self.0 - 1;
+        Some(b)
+    }
+}
+
 /// MurmurHash3's 64-bit finaliser: every input bit affects the high bits used to pick a partition.
 #[inline]
 fn fmix64(mut k: u64) -> u64 {
@@ -103,24 +119,32 @@ pub(crate) struct Welded {
 
 /// Welds `n` corners whose keys `key(i)` returns. Fails with the index of the first corner whose position is
 /// not finite.
+///
+/// Vertices are numbered in the order of their first corner, so a mesh whose triangles are stored with some
+/// locality keeps it, which the passes over triangles and edges after welding depend on for speed.
 pub(crate) fn weld<K: WeldKey>(n: usize, key: impl Fn(usize) -> K + Sync) -> Result<Welded, usize> {
-    // Partition count depends only on n: about 4096 corners a partition keeps each map in L1/L2.
+    // Partition count depends only on n: a few thousand corners a partition keeps each map in L1/L2.
     let bits = (usize::BITS - (n / 4096).leading_zeros()).min(12);
     let parts = 1usize << bits;
     let part_of = |h: u64| if bits == 0 { 0 } else { (h >> (64 - bits)) as usize };
 
-    // Pass 1: per block, the corners sorted by partition (a stable counting sort), with each partition's range.
-    struct Block {
+    // Pass 1: per block, the keys sorted by partition (a stable counting sort), with each partition's range.
+    struct Block<K> {
         start: usize,
+        keys: Vec<K>,
+        /// For each sorted key, the corner's offset in the block.
         order: Vec<u32>,
+        /// End of each partition's range in `keys`.
         ends: Vec<u32>,
+        /// For each sorted key, its vertex number within its partition (written by pass 2).
+        ids: Vec<AtomicU32>,
     }
-    let blocks: Vec<Block> = (0..n.div_ceil(BLOCK))
+    let blocks: Vec<Block<K>> = (0..n.div_ceil(BLOCK))
         .into_par_iter()
         .map(|b| {
             let start = b * BLOCK;
             let end = (start + BLOCK).min(n);
-            let mut part = Vec::with_capacity(end - start);
+            let mut unsorted = Vec::with_capacity(end - start);
             let mut counts = vec![0u32; parts + 1];
             for i in start..end {
                 let k = key(i);
@@ -128,57 +152,107 @@ pub(crate) fn weld<K: WeldKey>(n: usize, key: impl Fn(usize) -> K + Sync) -> Res
                     return Err(i);
                 }
                 let p = part_of(k.mix());
-                part.push(p as u32);
+                unsorted.push((k, p as u32));
                 counts[p + 1] += 1;
             }
             for p in 0..parts {
                 counts[p + 1] += counts[p];
             }
             let ends = counts[1..].to_vec();
+            let mut keys = vec![unsorted[0].0; unsorted.len()];
             let mut order = vec![0u32; end - start];
-            for (j, &p) in part.iter().enumerate() {
-                let slot = &mut counts[p as usize];
+            for (j, (k, p)) in unsorted.iter().enumerate() {
+                let slot = &mut counts[*p as usize];
+                keys[*slot as usize] = *k;
                 order[*slot as usize] = j as u32;
                 *slot += 1;
             }
-            Ok(Block { start, order, ends })
+            let ids = (0..end - start).map(|_| AtomicU32::new(0)).collect();
+            Ok(Block { start, keys, order, ends, ids })
         })
         .collect::<Result<_, usize>>()?;
 
-    // Pass 2: each partition welds its corners from every block, in block order, so numbering is deterministic.
-    let local: Vec<AtomicU32> = (0..n).map(|_| AtomicU32::new(0)).collect();
-    let part_vertices: Vec<Vec<[f64; 3]>> = (0..parts)
+    // Pass 2: each partition welds its corners from every block, in corner order; for each vertex it keeps
+    // the first corner that used it.
+    let part_vertices: Vec<Vec<(u32, K)>> = (0..parts)
         .into_par_iter()
         .map(|p| {
-            let mut map: FxHashMap<K, u32> = FxHashMap::default();
-            let mut positions = Vec::new();
+            let corners: usize = blocks.iter().map(|b| b.ends[p] as usize).sum::<usize>()
+                - blocks.iter().map(|b| if p == 0 { 0 } else { b.ends[p - 1] as usize }).sum::<usize>();
+            // Closed meshes have about six corners a vertex; more vertices only cost a rehash.
+            let mut map: FxHashMap<K, u32> = FxHashMap::with_capacity_and_hasher(corners / 4, Default::default());
+            let mut vertices = Vec::new();
             for block in &blocks {
                 let lo = if p == 0 { 0 } else { block.ends[p - 1] } as usize;
                 let hi = block.ends[p] as usize;
-                for &j in &block.order[lo..hi] {
-                    let i = block.start + j as usize;
-                    let k = key(i);
+                for j in lo..hi {
+                    let k = block.keys[j];
                     let id = *map.entry(k).or_insert_with(|| {
-                        positions.push(k.position());
-                        (positions.len() - 1) as u32
+                        vertices.push(((block.start + block.order[j] as usize) as u32, k));
+                        (vertices.len() - 1) as u32
                     });
-                    local[i].store(id, Ordering::Relaxed);
+                    block.ids[j].store(id, Ordering::Relaxed);
                 }
             }
-            positions
+            vertices
         })
         .collect();
-    drop(blocks);
 
-    let mut offsets = Vec::with_capacity(parts);
-    let mut total = 0u32;
-    for v in &part_vertices {
-        offsets.push(total);
-        total += v.len() as u32;
+    // Number vertices by their first corner: a bit per corner marks firsts; a vertex's number is the count of
+    // marks before its first corner, which a per-word prefix count answers in constant time.
+    let part_sizes: Vec<usize> = part_vertices.iter().map(Vec::len).collect();
+    let words: Vec<AtomicU64> = (0..n.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
+    part_vertices.par_iter().for_each(|vs| {
+        for (first, _) in vs {
+            words[*first as usize / 64].fetch_or(1 << (first % 64), Ordering::Relaxed);
+        }
+    });
+    let words: Vec<u64> = words.into_iter().map(AtomicU64::into_inner).collect();
+    let mut before = Vec::with_capacity(words.len());
+    let mut acc = 0u32;
+    for w in &words {
+        before.push(acc);
+        acc += w.count_ones();
     }
-    let positions: Vec<[f64; 3]> = part_vertices.into_iter().flatten().collect();
-    let corner_vertex =
-        local.into_par_iter().enumerate().map(|(i, id)| offsets[part_of(key(i).mix())] + id.into_inner()).collect();
+    let rank = |i: u32| before[i as usize / 64] + (words[i as usize / 64] & ((1u64 << (i % 64)) - 1)).count_ones();
+    // Old numbers are partition-major, so the partitions in order give the table from old to new numbers.
+    let renumber: Vec<u32> =
+        part_vertices.par_iter().flat_map_iter(|vs| vs.iter().map(|(first, _)| rank(*first))).collect();
+    drop(part_vertices);
+    let positions: Vec<[f64; 3]> = words
+        .par_chunks(1024)
+        .enumerate()
+        .flat_map_iter(|(c, chunk)| {
+            chunk.iter().enumerate().flat_map(move |(w, &bits)| {
+                let base = (c * 1024 + w) * 64;
+                BitIter(bits).map(move |b| base + b)
+            })
+        })
+        .map(|i| key(i).position())
+        .collect();
+
+    let mut part_offsets = Vec::with_capacity(parts);
+    let mut total = 0usize;
+    for size in &part_sizes {
+        part_offsets.push(total);
+        total += size;
+    }
+    // Pass 3: every block writes its corners' final vertex numbers.
+    let corner_vertex = blocks
+        .par_iter()
+        .flat_map_iter(|block| {
+            let mut out = vec![0u32; block.keys.len()];
+            let mut lo = 0usize;
+            for (p, &end) in block.ends.iter().enumerate() {
+                for j in lo..end as usize {
+                    let old = part_offsets[p] + block.ids[j].load(Ordering::Relaxed) as usize;
+                    out[block.order[j] as usize] = renumber[old];
+                }
+                lo = end as usize;
+            }
+            out
+        })
+        .collect();
     Ok(Welded { positions, corner_vertex })
 }
 
