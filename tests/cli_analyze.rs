@@ -1,0 +1,100 @@
+//! `assay analyze` as a user runs it: the built binary on real files.
+
+use std::path::Path;
+use std::process::Command;
+
+fn assay(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_assay")).args(args).output().expect("run assay");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn sample() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/pixelverse_ring.stl").display().to_string()
+}
+
+fn data(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tests/data").join(name).display().to_string()
+}
+
+#[test]
+fn json_has_the_documented_fields_in_order() {
+    let (code, stdout, stderr) = assay(&["analyze", "--json", &sample()]);
+    assert_eq!(code, 0, "{stderr}");
+    let line = stdout.lines().next().expect("one line");
+    let v: serde_json::Value = serde_json::from_str(line).expect("json");
+    let keys: Vec<&str> = v.as_object().expect("object").keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "file",
+            "format",
+            "units",
+            "volume_mm3",
+            "area_mm2",
+            "bbox_mm",
+            "triangles",
+            "vertices",
+            "shells",
+            "boundary_edges",
+            "non_manifold_edges",
+            "inconsistent_edges",
+            "degenerate_triangles",
+            "inverted_shells",
+            "watertight",
+            "warnings"
+        ]
+    );
+    assert_eq!(v["format"], "stl_binary");
+    assert_eq!(v["units"], "mm");
+    assert_eq!(v["triangles"], 11422);
+    assert_eq!(v["watertight"], true);
+    let bbox = v["bbox_mm"].as_object().expect("bbox");
+    assert_eq!(bbox.keys().map(String::as_str).collect::<Vec<_>>(), ["min", "max", "size"]);
+    let volume = v["volume_mm3"].as_f64().expect("volume");
+    assert!((1000.0..1400.0).contains(&volume), "{volume}");
+}
+
+#[test]
+fn glb_reports_materials() {
+    let (code, stdout, _) = assay(&["analyze", "--json", &data("trimesh_nested.glb")]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
+    assert_eq!(v["format"], "glb");
+    assert_eq!(v["units"], "m");
+    assert!(!v["materials"].as_array().expect("materials").is_empty());
+}
+
+#[test]
+fn a_bad_file_is_an_error_object_and_a_failing_exit_but_the_others_are_still_measured() {
+    let (code, stdout, _) = assay(&["analyze", "--json", &data("draco_Box_Draco.glb"), &sample()]);
+    assert_eq!(code, 1);
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["error"]["code"], "gltf_unsupported_extension");
+    assert!(lines[0]["error"]["message"].as_str().unwrap().contains("KHR_draco_mesh_compression"));
+    assert_eq!(lines[1]["triangles"], 11422);
+}
+
+#[test]
+fn table_output_and_a_missing_file() {
+    let (code, stdout, _) = assay(&["analyze", &sample(), "/nonexistent/ring.stl"]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("watertight           yes"), "{stdout}");
+    assert!(stdout.contains("error [io_error]: cannot read /nonexistent/ring.stl"), "{stdout}");
+}
+
+#[test]
+fn units_are_checked_and_applied() {
+    let (code, _, stderr) = assay(&["analyze", "--units", "ft", &sample()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("expected one of mm, cm, m, in"), "{stderr}");
+    let (code, stdout, _) = assay(&["analyze", "--json", "--units", "m", &sample()]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
+    assert_eq!(v["units"], "m");
+    assert!(v["warnings"].as_array().unwrap().iter().any(|w| w["code"] == "implausible_size"));
+}
