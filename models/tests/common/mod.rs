@@ -15,7 +15,13 @@ pub fn shared_meshes() -> Option<PathBuf> {
     if dir.join("reference.tsv").is_file() {
         Some(dir)
     } else {
-        eprintln!("skipped: no shared test meshes at {} (set ASSAY_MESHES to point at them)", dir.display());
+        // Straight to the stream, not through eprintln!, which the test harness captures and hides on success.
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: no shared test meshes at {} (set ASSAY_MESHES to point at them)",
+            dir.display()
+        );
         None
     }
 }
