@@ -50,7 +50,7 @@ pub(crate) fn parse(bytes: &[u8], units: Option<Units>, limits: &Limits) -> Resu
     let doc = validate(json)?;
 
     let buffers: Vec<Result<Cow<[u8]>, ModelError>> = doc.buffers().map(|b| buffer_data(&b, blob.as_deref())).collect();
-    let mut reader = Reader { buffers, limits, positions: HashMap::new(), indices: HashMap::new() };
+    let mut reader = Reader { buffers, input_len: bytes.len(), positions: HashMap::new(), indices: HashMap::new() };
 
     let mut materials = MaterialNames::default();
     let mut out = Emitter {
@@ -206,7 +206,7 @@ fn buffer_data<'a>(buffer: &gltf::Buffer, blob: Option<&'a [u8]>) -> Result<Cow<
 /// Reads accessors, checking every byte range before it allocates, and keeps what instanced meshes share.
 struct Reader<'a> {
     buffers: Vec<Result<Cow<'a, [u8]>, ModelError>>,
-    limits: &'a Limits,
+    input_len: usize,
     positions: HashMap<usize, Rc<Vec<[f32; 3]>>>,
     indices: HashMap<usize, Rc<Vec<u32>>>,
 }
@@ -264,8 +264,8 @@ impl Reader<'_> {
     fn read(&self, a: &gltf::Accessor) -> Result<Vec<u8>, ModelError> {
         let size = a.size();
         let count = a.count();
-        // An accessor can only be as long as what backs it; one without a buffer view is all zeros, so its
-        // count is bounded by the triangle limit instead.
+        // An accessor can only be as long as what backs it. One without a buffer view is zeros (with sparse
+        // values on top), backed by nothing: its size is bounded by a small multiple of the input's.
         let mut out = match a.view() {
             Some(view) => {
                 let stride = view.stride().unwrap_or(size);
@@ -303,8 +303,11 @@ impl Reader<'_> {
                 out
             }
             None => {
-                if count as u64 > self.limits.max_triangles.saturating_mul(3) {
-                    return Err(accessor_err(a, format!("{count} elements without a buffer view is over the limit")));
+                if count.saturating_mul(size) > self.input_len.saturating_mul(4) {
+                    return Err(accessor_err(
+                        a,
+                        format!("{count} elements without a buffer view is more than a file of this size can use"),
+                    ));
                 }
                 vec![0u8; count * size]
             }
@@ -535,4 +538,118 @@ fn emit(
         out.triangle_materials.push(material);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+
+    use crate::{analyze, parse, ParseOptions};
+
+    /// A .gltf of a 1 m cube (8 positions, 36 u16 indices, wound outwards) in an embedded buffer, placed by
+    /// `nodes` (JSON), with `mode` for its primitive.
+    fn cube_gltf(nodes: &str, mode: u32, indices: &[u16]) -> String {
+        let p: Vec<[f32; 3]> = (0..8).map(|i| [(i & 1) as f32, ((i >> 1) & 1) as f32, ((i >> 2) & 1) as f32]).collect();
+        let mut bin: Vec<u8> = p.iter().flatten().flat_map(|c| c.to_le_bytes()).collect();
+        let index_offset = bin.len();
+        bin.extend(indices.iter().flat_map(|i| i.to_le_bytes()));
+        let uri = base64::engine::general_purpose::STANDARD.encode(&bin);
+        format!(
+            r#"{{"asset":{{"version":"2.0"}},"scene":0,"scenes":[{{"nodes":[0]}}],"nodes":{nodes},
+            "meshes":[{{"primitives":[{{"attributes":{{"POSITION":0}},"indices":1,"mode":{mode}}}]}}],
+            "accessors":[
+              {{"bufferView":0,"componentType":5126,"count":8,"type":"VEC3","min":[0,0,0],"max":[1,1,1]}},
+              {{"bufferView":1,"componentType":5123,"count":{n},"type":"SCALAR"}}],
+            "bufferViews":[{{"buffer":0,"byteOffset":0,"byteLength":96}},
+                           {{"buffer":0,"byteOffset":{index_offset},"byteLength":{il}}}],
+            "buffers":[{{"byteLength":{len},"uri":"data:application/octet-stream;base64,{uri}"}}]}}"#,
+            n = indices.len(),
+            il = indices.len() * 2,
+            len = bin.len()
+        )
+    }
+
+    const CUBE: [u16; 36] =
+        [0, 2, 1, 1, 2, 3, 4, 5, 6, 5, 7, 6, 0, 1, 4, 1, 5, 4, 2, 6, 3, 3, 6, 7, 0, 4, 2, 2, 4, 6, 1, 3, 5, 3, 7, 5];
+
+    #[test]
+    fn embedded_cube_in_metres_is_reported_in_millimetres() {
+        let r = analyze(&parse(cube_gltf(r#"[{"mesh":0}]"#, 4, &CUBE).as_bytes(), &ParseOptions::default()).unwrap());
+        assert!((r.volume_mm3 - 1e9).abs() < 1e-3);
+        assert!(r.watertight);
+        assert_eq!(r.materials[0].name, "default");
+    }
+
+    #[test]
+    fn a_mirroring_node_flips_the_winding_back() {
+        let nodes = r#"[{"mesh":0,"scale":[-1,2,1],"translation":[5,0,0]}]"#;
+        let r = analyze(&parse(cube_gltf(nodes, 4, &CUBE).as_bytes(), &ParseOptions::default()).unwrap());
+        assert!((r.volume_mm3 - 2e9).abs() < 1e-3, "{}", r.volume_mm3);
+        assert_eq!(r.inverted_shells, 0);
+        assert!((r.bbox_mm.min[0] - 4000.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn strips_and_fans_make_triangles() {
+        // Strip over the bottom face (z = 0): 0 1 2 3 gives two triangles; a fan 0 1 3 2 gives two as well.
+        let strip = analyze(
+            &parse(cube_gltf(r#"[{"mesh":0}]"#, 5, &[0, 1, 2, 3]).as_bytes(), &ParseOptions::default()).unwrap(),
+        );
+        assert_eq!(strip.triangles, 2);
+        assert!((strip.area_mm2 - 1e6).abs() < 1e-6);
+        assert_eq!(strip.inconsistent_edges, 0, "alternate strip triangles are re-wound");
+        let fan = analyze(
+            &parse(cube_gltf(r#"[{"mesh":0}]"#, 6, &[0, 1, 3, 2]).as_bytes(), &ParseOptions::default()).unwrap(),
+        );
+        assert_eq!(fan.triangles, 2);
+        assert_eq!(fan.inconsistent_edges, 0);
+    }
+
+    #[test]
+    fn out_of_range_indices_and_deep_hierarchies_are_errors() {
+        let mut bad = CUBE;
+        bad[5] = 200;
+        let e = parse(cube_gltf(r#"[{"mesh":0}]"#, 4, &bad).as_bytes(), &ParseOptions::default()).unwrap_err();
+        assert_eq!(e.code(), "gltf_bad_primitive");
+        assert!(e.to_string().contains("index 200 is out of range: POSITION has 8 vertices"), "{e}");
+
+        let chain: Vec<String> = (0..100)
+            .map(|i| if i < 99 { format!(r#"{{"children":[{}]}}"#, i + 1) } else { r#"{"mesh":0}"#.into() })
+            .collect();
+        let e = parse(cube_gltf(&format!("[{}]", chain.join(",")), 4, &CUBE).as_bytes(), &ParseOptions::default())
+            .unwrap_err();
+        assert_eq!(e.code(), "gltf_too_deep");
+    }
+
+    #[test]
+    fn an_accessor_backed_by_nothing_cannot_ask_for_gigabytes() {
+        let json = r#"{"asset":{"version":"2.0"},"scene":0,"scenes":[{"nodes":[0]}],"nodes":[{"mesh":0}],
+            "meshes":[{"primitives":[{"attributes":{"POSITION":0}}]}],
+            "accessors":[{"componentType":5126,"count":100000000,"type":"VEC3","min":[0,0,0],"max":[0,0,0],
+              "sparse":{"count":1,"indices":{"bufferView":0,"componentType":5125},"values":{"bufferView":1}}}],
+            "bufferViews":[{"buffer":0,"byteLength":4},{"buffer":0,"byteOffset":4,"byteLength":12}],
+            "buffers":[{"byteLength":16,"uri":"data:application/octet-stream;base64,AAAAAAAAAAAAAAAAAAAAAA=="}]}"#;
+        let e = parse(json.as_bytes(), &ParseOptions::default()).unwrap_err();
+        assert_eq!(e.code(), "gltf_bad_accessor", "{e}");
+    }
+
+    #[test]
+    fn a_shared_child_is_placed_once_per_parent_and_exponential_sharing_is_refused() {
+        let nodes = r#"[{"children":[1,2]},{"children":[3]},{"translation":[3,0,0],"children":[3]},{"mesh":0}]"#;
+        let r = analyze(&parse(cube_gltf(nodes, 4, &CUBE).as_bytes(), &ParseOptions::default()).unwrap());
+        assert_eq!((r.triangles, r.shells), (24, 2));
+        // 40 levels of two children that are the same node: 2^40 paths, to a leaf with no mesh (so only the
+        // walk itself is bounded) and to a cube (bounded by the triangle limit first).
+        let levels: Vec<String> = (0..40).map(|i| format!(r#"{{"children":[{0},{0}]}}"#, i + 1)).collect();
+        let nodes = format!(r#"[{},{{}}]"#, levels.join(","));
+        let e = parse(cube_gltf(&nodes, 4, &CUBE).as_bytes(), &ParseOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("expands to more than 1000000 node instances"), "{e}");
+        let nodes = format!(r#"[{},{{"mesh":0}}]"#, levels.join(","));
+        let small = ParseOptions {
+            limits: crate::Limits { max_triangles: 10_000, ..Default::default() },
+            ..Default::default()
+        };
+        let e = parse(cube_gltf(&nodes, 4, &CUBE).as_bytes(), &small).unwrap_err();
+        assert_eq!(e.code(), "too_many_triangles");
+    }
 }

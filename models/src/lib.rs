@@ -30,7 +30,9 @@ pub use units::{Units, UnknownUnits, PLAUSIBLE_MM};
 /// Bounds on what one model may make the parser do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Most triangles a model may have (after glTF instancing).
+    /// Most triangles a model may have (after glTF instancing). The default, 10 million, is a 500 MB binary
+    /// STL, far more detail than casting can show. Peak memory is about 140 bytes a triangle for a binary STL,
+    /// the file included (276 MB for 2 million triangles).
     pub max_triangles: u64,
     /// Deepest glTF node hierarchy accepted.
     pub max_node_depth: usize,
@@ -38,7 +40,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_triangles: 20_000_000, max_node_depth: 64 }
+        Limits { max_triangles: 10_000_000, max_node_depth: 64 }
     }
 }
 
