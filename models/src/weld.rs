@@ -1,11 +1,11 @@
 //! Welding: corners of a triangle soup that have bit-identical positions become one vertex, in parallel.
 //!
-//! Corners are split into partitions by a hash of their position; each partition is welded on its own with a
-//! small hash map that stays in cache. Partitions and their order depend only on the input, never on the number
-//! of threads, so vertex numbering is the same on one core or many.
+//! Corners are welded first within blocks, then the blocks' distinct positions across blocks, split into
+//! partitions by a hash of their position. Blocks, partitions and their order depend only on the input, never on
+//! the number of threads, so vertex numbering is the same on one core or many.
 
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
@@ -84,22 +84,6 @@ impl WeldKey for F64Key {
     }
 }
 
-/// The indices of the set bits of a word, lowest first.
-struct BitIter(u64);
-
-impl Iterator for BitIter {
-    type Item = usize;
-
-    fn next(&mut self) -> Option<usize> {
-        if self.0 == 0 {
-            return None;
-        }
-        let b = self.0.trailing_zeros() as usize;
-        self.0 &= self.0 - 1;
-        Some(b)
-    }
-}
-
 /// MurmurHash3's 64-bit finaliser: every input bit affects the high bits used to pick a partition.
 #[inline]
 fn fmix64(mut k: u64) -> u64 {
@@ -120,138 +104,131 @@ pub(crate) struct Welded {
 /// Welds `n` corners whose keys `key(i)` returns. Fails with the index of the first corner whose position is
 /// not finite.
 ///
-/// Vertices are numbered in the order of their first corner, so a mesh whose triangles are stored with some
-/// locality keeps it, which the passes over triangles and edges after welding depend on for speed.
+/// Two levels, because meshes are stored with locality (a vertex's corners are mostly near each other in the
+/// file): each block of corners is welded on its own with a map that stays in cache, and only the blocks'
+/// distinct positions, a sixth of the corners in a typical closed mesh, are welded across blocks. Vertices are
+/// numbered in the order of their first corner, so the mesh keeps its locality for the passes after welding.
 pub(crate) fn weld<K: WeldKey>(n: usize, key: impl Fn(usize) -> K + Sync) -> Result<Welded, usize> {
-    // Partition count depends only on n: a few thousand corners a partition keeps each map in L1/L2.
-    let bits = (usize::BITS - (n / 4096).leading_zeros()).min(12);
-    let parts = 1usize << bits;
-    let part_of = |h: u64| if bits == 0 { 0 } else { (h >> (64 - bits)) as usize };
-
-    // Pass 1: per block, the keys sorted by partition (a stable counting sort), with each partition's range.
-    struct Block<K> {
-        start: usize,
-        keys: Vec<K>,
-        /// For each sorted key, the corner's offset in the block.
-        order: Vec<u32>,
-        /// End of each partition's range in `keys`.
-        ends: Vec<u32>,
-        /// For each sorted key, its vertex number within its partition (written by pass 2).
-        ids: Vec<AtomicU32>,
+    // Level 1: per block, the distinct keys in order of first use, and each corner's index among them.
+    struct Local<K> {
+        distinct: Vec<K>,
+        local: Vec<u32>,
     }
-    let blocks: Vec<Block<K>> = (0..n.div_ceil(BLOCK))
+    let blocks: Vec<Local<K>> = (0..n.div_ceil(BLOCK))
         .into_par_iter()
         .map(|b| {
-            let start = b * BLOCK;
-            let end = (start + BLOCK).min(n);
-            let mut unsorted = Vec::with_capacity(end - start);
-            let mut counts = vec![0u32; parts + 1];
+            let (start, end) = (b * BLOCK, ((b + 1) * BLOCK).min(n));
+            let mut map: FxHashMap<K, u32> = FxHashMap::with_capacity_and_hasher((end - start) / 4, Default::default());
+            let mut distinct = Vec::with_capacity((end - start) / 4);
+            let mut local = Vec::with_capacity(end - start);
             for i in start..end {
                 let k = key(i);
                 if !k.is_finite() {
                     return Err(i);
                 }
-                let p = part_of(k.mix());
-                unsorted.push((k, p as u32));
-                counts[p + 1] += 1;
+                let id = *map.entry(k).or_insert_with(|| {
+                    distinct.push(k);
+                    (distinct.len() - 1) as u32
+                });
+                local.push(id);
             }
-            for p in 0..parts {
-                counts[p + 1] += counts[p];
-            }
-            let ends = counts[1..].to_vec();
-            let mut keys = vec![unsorted[0].0; unsorted.len()];
-            let mut order = vec![0u32; end - start];
-            for (j, (k, p)) in unsorted.iter().enumerate() {
-                let slot = &mut counts[*p as usize];
-                keys[*slot as usize] = *k;
-                order[*slot as usize] = j as u32;
-                *slot += 1;
-            }
-            let ids = (0..end - start).map(|_| AtomicU32::new(0)).collect();
-            Ok(Block { start, keys, order, ends, ids })
+            Ok(Local { distinct, local })
         })
         .collect::<Result<_, usize>>()?;
 
-    // Pass 2: each partition welds its corners from every block, in corner order; for each vertex it keeps
-    // the first corner that used it.
-    let part_vertices: Vec<Vec<(u32, K)>> = (0..parts)
-        .into_par_iter()
-        .map(|p| {
-            let corners: usize = blocks.iter().map(|b| b.ends[p] as usize).sum::<usize>()
-                - blocks.iter().map(|b| if p == 0 { 0 } else { b.ends[p - 1] as usize }).sum::<usize>();
-            // Closed meshes have about six corners a vertex; more vertices only cost a rehash.
-            let mut map: FxHashMap<K, u32> = FxHashMap::with_capacity_and_hasher(corners / 4, Default::default());
-            let mut vertices = Vec::new();
-            for block in &blocks {
-                let lo = if p == 0 { 0 } else { block.ends[p - 1] } as usize;
-                let hi = block.ends[p] as usize;
-                for j in lo..hi {
-                    let k = block.keys[j];
-                    let id = *map.entry(k).or_insert_with(|| {
-                        vertices.push(((block.start + block.order[j] as usize) as u32, k));
-                        (vertices.len() - 1) as u32
-                    });
-                    block.ids[j].store(id, Ordering::Relaxed);
-                }
+    // The blocks' distinct keys, concatenated, are "entries"; entry order is first-use order of the corners.
+    let mut entry_offset = Vec::with_capacity(blocks.len() + 1);
+    let mut total = 0usize;
+    for b in &blocks {
+        entry_offset.push(total);
+        total += b.distinct.len();
+    }
+    entry_offset.push(total);
+    // Level 2: entries are partitioned by a hash of their key (the partitions depend only on the input, never on
+    // the thread count); each partition finds, for every entry, the first entry with the same key.
+    let bits = (usize::BITS - (total / 4096).leading_zeros()).min(12);
+    let parts = 1usize << bits;
+    let part_of = |k: &K| if bits == 0 { 0 } else { (k.mix() >> (64 - bits)) as usize };
+    let by_part: Vec<Vec<Vec<(K, u32)>>> = blocks
+        .par_iter()
+        .enumerate()
+        .map(|(b, block)| {
+            let mut lists = vec![Vec::new(); parts];
+            for (j, k) in block.distinct.iter().enumerate() {
+                lists[part_of(k)].push((*k, (entry_offset[b] + j) as u32));
             }
-            vertices
+            lists
         })
         .collect();
-
-    // Number vertices by their first corner: a bit per corner marks firsts; a vertex's number is the count of
-    // marks before its first corner, which a per-word prefix count answers in constant time.
-    let part_sizes: Vec<usize> = part_vertices.iter().map(Vec::len).collect();
-    let words: Vec<AtomicU64> = (0..n.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
-    part_vertices.par_iter().for_each(|vs| {
-        for (first, _) in vs {
-            words[*first as usize / 64].fetch_or(1 << (first % 64), Ordering::Relaxed);
+    let first: Vec<AtomicU32> = (0..total).map(|_| AtomicU32::new(0)).collect();
+    (0..parts).into_par_iter().for_each(|p| {
+        let size: usize = by_part.iter().map(|lists| lists[p].len()).sum();
+        let mut map: FxHashMap<K, u32> = FxHashMap::with_capacity_and_hasher(size, Default::default());
+        for lists in &by_part {
+            for &(k, e) in &lists[p] {
+                let f = *map.entry(k).or_insert(e);
+                first[e as usize].store(f, Ordering::Relaxed);
+            }
         }
     });
-    let words: Vec<u64> = words.into_iter().map(AtomicU64::into_inner).collect();
-    let mut before = Vec::with_capacity(words.len());
-    let mut acc = 0u32;
-    for w in &words {
-        before.push(acc);
-        acc += w.count_ones();
-    }
-    let rank = |i: u32| before[i as usize / 64] + (words[i as usize / 64] & ((1u64 << (i % 64)) - 1)).count_ones();
-    // Old numbers are partition-major, so the partitions in order give the table from old to new numbers.
-    let renumber: Vec<u32> =
-        part_vertices.par_iter().flat_map_iter(|vs| vs.iter().map(|(first, _)| rank(*first))).collect();
-    drop(part_vertices);
-    let positions: Vec<[f64; 3]> = words
-        .par_chunks(1024)
-        .enumerate()
-        .flat_map_iter(|(c, chunk)| {
-            chunk.iter().enumerate().flat_map(move |(w, &bits)| {
-                let base = (c * 1024 + w) * 64;
-                BitIter(bits).map(move |b| base + b)
-            })
-        })
-        .map(|i| key(i).position())
-        .collect();
+    drop(by_part);
+    let first: Vec<u32> = first.into_iter().map(AtomicU32::into_inner).collect();
 
-    let mut part_offsets = Vec::with_capacity(parts);
-    let mut total = 0usize;
-    for size in &part_sizes {
-        part_offsets.push(total);
-        total += size;
+    // Number vertices by first use: an entry that is its own first is a new vertex; its number is how many such
+    // entries come before it.
+    let starts: Vec<u32> = first
+        .par_chunks(BLOCK)
+        .enumerate()
+        .map(|(c, chunk)| chunk.iter().enumerate().filter(|(i, f)| **f as usize == c * BLOCK + i).count() as u32)
+        .collect();
+    let mut before = Vec::with_capacity(starts.len());
+    let mut acc = 0u32;
+    for s in starts {
+        before.push(acc);
+        acc += s;
     }
-    // Pass 3: every block writes its corners' final vertex numbers.
-    let corner_vertex = blocks
-        .par_iter()
-        .flat_map_iter(|block| {
-            let mut out = vec![0u32; block.keys.len()];
-            let mut lo = 0usize;
-            for (p, &end) in block.ends.iter().enumerate() {
-                for j in lo..end as usize {
-                    let old = part_offsets[p] + block.ids[j].load(Ordering::Relaxed) as usize;
-                    out[block.order[j] as usize] = renumber[old];
-                }
-                lo = end as usize;
-            }
-            out
+    // Entries that are not their own first get `u32::MAX` here; corners reach a number through their first.
+    let number: Vec<u32> = first
+        .par_chunks(BLOCK)
+        .enumerate()
+        .map(|(c, chunk)| {
+            let mut next = before[c];
+            let numbers: Vec<u32> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    if *f as usize == c * BLOCK + i {
+                        next += 1;
+                        next - 1
+                    } else {
+                        u32::MAX
+                    }
+                })
+                .collect();
+            numbers
         })
+        .collect::<Vec<_>>()
+        .concat();
+    let positions: Vec<[f64; 3]> = blocks
+        .par_iter()
+        .enumerate()
+        .map(|(b, block)| {
+            let numbers = &number[entry_offset[b]..entry_offset[b + 1]];
+            let own: Vec<[f64; 3]> =
+                block.distinct.iter().zip(numbers).filter(|(_, n)| **n != u32::MAX).map(|(k, _)| k.position()).collect();
+            own
+        })
+        .collect::<Vec<_>>()
+        .concat();
+
+    // Every corner: its block-local index, to its entry, to its entry's first, to that entry's number.
+    let tables: Vec<Vec<u32>> = (0..blocks.len())
+        .into_par_iter()
+        .map(|b| (entry_offset[b]..entry_offset[b + 1]).map(|e| number[first[e] as usize]).collect())
+        .collect();
+    let corner_vertex: Vec<u32> = (0..n)
+        .into_par_iter()
+        .map(|i| tables[i / BLOCK][blocks[i / BLOCK].local[i % BLOCK] as usize])
         .collect();
     Ok(Welded { positions, corner_vertex })
 }
