@@ -1,7 +1,7 @@
 //! Measuring a mesh: volume, area, bounding box, and the topology that says whether the volume can be trusted.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -282,7 +282,7 @@ fn edges(t: &[u32; 3]) -> [(u32, u32); 3] {
 /// each edge's lower vertex, filled in parallel. Triangles that share an edge are joined with a lock-free
 /// union-find that always links the higher root under the lower, so every shell's root is its lowest triangle.
 fn topology(n_vertices: usize, tris: &[[u32; 3]]) -> Topology {
-    assert!(tris.len() < (1 << 31), "triangle count is limited far below 2^31 by the parsers");
+    assert!(tris.len() < (1 << 30), "triangle count is limited far below 2^30 by the parsers");
     let degree: Vec<AtomicU32> = (0..n_vertices).map(|_| AtomicU32::new(0)).collect();
     tris.par_iter().filter(|t| has_three_vertices(t)).for_each(|t| {
         for (a, b) in edges(t) {
@@ -297,12 +297,13 @@ fn topology(n_vertices: usize, tris: &[[u32; 3]]) -> Topology {
         offsets.push(total);
     }
     let cursor: Vec<AtomicUsize> = offsets[..n_vertices].iter().map(|&o| AtomicUsize::new(o)).collect();
-    // An entry: the upper vertex, the triangle, and whether the triangle runs from lower to upper vertex.
-    let entries: Vec<AtomicU64> = (0..total).map(|_| AtomicU64::new(0)).collect();
+    // An entry is a triangle and which of its edges (t·4 + e); the edge's vertices are read back from the
+    // triangle, which keeps the list at four bytes an edge.
+    let entries: Vec<AtomicU32> = (0..total).map(|_| AtomicU32::new(0)).collect();
     tris.par_iter().enumerate().filter(|(_, t)| has_three_vertices(t)).for_each(|(t, tri)| {
-        for (a, b) in edges(tri) {
+        for (e, (a, b)) in edges(tri).into_iter().enumerate() {
             let slot = cursor[a.min(b) as usize].fetch_add(1, Relaxed);
-            entries[slot].store(u64::from(a.max(b)) << 32 | (t as u64) << 1 | u64::from(a < b), Relaxed);
+            entries[slot].store((t as u32) << 2 | e as u32, Relaxed);
         }
     });
     drop(cursor);
@@ -316,10 +317,16 @@ fn topology(n_vertices: usize, tris: &[[u32; 3]]) -> Topology {
     }
     let counts = chunked(n_vertices, |vertices| {
         let mut c = EdgeCounts { boundary: 0, non_manifold: 0, inconsistent: 0, open_triangles: Vec::new() };
-        let mut list = Vec::new();
+        // (upper vertex, triangle, runs from lower to upper) packed so that sorting groups by upper vertex.
+        let mut list: Vec<u64> = Vec::new();
         for v in vertices {
             list.clear();
-            list.extend(entries[offsets[v]..offsets[v + 1]].iter().map(|e| e.load(Relaxed)));
+            list.extend(entries[offsets[v]..offsets[v + 1]].iter().map(|x| {
+                let x = x.load(Relaxed);
+                let (t, e) = ((x >> 2) as usize, (x & 3) as usize);
+                let (a, b) = edges(&tris[t])[e];
+                u64::from(a.max(b)) << 32 | (t as u64) << 1 | u64::from(a < b)
+            }));
             list.sort_unstable();
             for group in list.chunk_by(|x, y| x >> 32 == y >> 32) {
                 let forward = group.iter().filter(|e| *e & 1 == 1).count();

@@ -80,8 +80,7 @@ impl Mesh {
         if scale != 1.0 {
             positions.par_iter_mut().for_each(|p| *p = p.map(|c| c * scale));
         }
-        let triangles = welded.corner_vertex.par_chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
-        Ok(Mesh { format: Some(format), units: Some(units), positions, triangles, ..Mesh::default() })
+        Ok(Mesh { format: Some(format), units: Some(units), positions, triangles: welded.triangles, ..Mesh::default() })
     }
 
     /// Moves every vertex by `f`, e.g. to translate or rotate a mesh in a test.

@@ -94,14 +94,14 @@ fn fmix64(mut k: u64) -> u64 {
     k ^ (k >> 33)
 }
 
-/// The welded vertices and, for every corner, its vertex index.
+/// The welded vertices and, for every three corners, a triangle of vertex indices.
 #[derive(Debug)]
 pub(crate) struct Welded {
     pub positions: Vec<[f64; 3]>,
-    pub corner_vertex: Vec<u32>,
+    pub triangles: Vec<[u32; 3]>,
 }
 
-/// Welds `n` corners whose keys `key(i)` returns. Fails with the index of the first corner whose position is
+/// Welds `n` corners (three a triangle) whose keys `key(i)` returns. Fails with the index of the first corner whose position is
 /// not finite.
 ///
 /// Two levels, because meshes are stored with locality (a vertex's corners are mostly near each other in the
@@ -214,8 +214,13 @@ pub(crate) fn weld<K: WeldKey>(n: usize, key: impl Fn(usize) -> K + Sync) -> Res
         .enumerate()
         .map(|(b, block)| {
             let numbers = &number[entry_offset[b]..entry_offset[b + 1]];
-            let own: Vec<[f64; 3]> =
-                block.distinct.iter().zip(numbers).filter(|(_, n)| **n != u32::MAX).map(|(k, _)| k.position()).collect();
+            let own: Vec<[f64; 3]> = block
+                .distinct
+                .iter()
+                .zip(numbers)
+                .filter(|(_, n)| **n != u32::MAX)
+                .map(|(k, _)| k.position())
+                .collect();
             own
         })
         .collect::<Vec<_>>()
@@ -226,11 +231,9 @@ pub(crate) fn weld<K: WeldKey>(n: usize, key: impl Fn(usize) -> K + Sync) -> Res
         .into_par_iter()
         .map(|b| (entry_offset[b]..entry_offset[b + 1]).map(|e| number[first[e] as usize]).collect())
         .collect();
-    let corner_vertex: Vec<u32> = (0..n)
-        .into_par_iter()
-        .map(|i| tables[i / BLOCK][blocks[i / BLOCK].local[i % BLOCK] as usize])
-        .collect();
-    Ok(Welded { positions, corner_vertex })
+    let vertex = |i: usize| tables[i / BLOCK][blocks[i / BLOCK].local[i % BLOCK] as usize];
+    let triangles = (0..n / 3).into_par_iter().map(|t| [vertex(3 * t), vertex(3 * t + 1), vertex(3 * t + 2)]).collect();
+    Ok(Welded { positions, triangles })
 }
 
 #[cfg(test)]
@@ -243,14 +246,13 @@ mod tests {
 
     #[test]
     fn identical_positions_share_a_vertex() {
-        let pts = [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 0.0]];
+        let pts =
+            [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]];
         let w = weld_f32(&pts);
         assert_eq!(w.positions.len(), 3);
-        assert_eq!(w.corner_vertex[0], w.corner_vertex[2]);
-        assert_eq!(w.corner_vertex[1], w.corner_vertex[3]);
-        assert_ne!(w.corner_vertex[0], w.corner_vertex[4]);
+        assert_eq!(w.triangles, [[0, 1, 0], [1, 2, 0]], "numbered by first corner");
         for (i, p) in pts.iter().enumerate() {
-            assert_eq!(w.positions[w.corner_vertex[i] as usize], p.map(f64::from));
+            assert_eq!(w.positions[w.triangles[i / 3][i % 3] as usize], p.map(f64::from));
         }
     }
 
@@ -258,13 +260,13 @@ mod tests {
     fn negative_zero_is_zero_and_near_is_not_equal() {
         let pts = [[0.0, 0.0, 0.0], [-0.0, 0.0, -0.0], [f32::EPSILON, 0.0, 0.0]];
         let w = weld_f32(&pts);
-        assert_eq!(w.corner_vertex[0], w.corner_vertex[1]);
-        assert_ne!(w.corner_vertex[0], w.corner_vertex[2]);
+        assert_eq!(w.triangles[0][0], w.triangles[0][1]);
+        assert_ne!(w.triangles[0][0], w.triangles[0][2]);
     }
 
     #[test]
     fn non_finite_positions_are_refused_with_the_first_index() {
-        let mut pts = vec![[1.0f32, 2.0, 3.0]; 200_000];
+        let mut pts = vec![[1.0f32, 2.0, 3.0]; 300_000];
         pts[150_000][1] = f32::NAN;
         pts[190_000][2] = f32::INFINITY;
         let err = weld(pts.len(), |i| F32Key::from_f32(pts[i])).unwrap_err();
@@ -274,11 +276,13 @@ mod tests {
     #[test]
     fn numbering_does_not_depend_on_thread_count() {
         let pts: Vec<[f32; 3]> = (0..300_000u32).map(|i| [(i % 1000) as f32, (i % 77) as f32, 0.5]).collect();
+        let w = weld_f32(&pts);
+        assert_eq!(w.positions.len(), 77_000);
         let run = |threads| {
             rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool").install(|| weld_f32(&pts))
         };
         let (a, b) = (run(1), run(3));
         assert_eq!(a.positions, b.positions);
-        assert_eq!(a.corner_vertex, b.corner_vertex);
+        assert_eq!(a.triangles, b.triangles);
     }
 }
