@@ -1,0 +1,350 @@
+//! The price of a model: geometry and options in, one quote per alloy out, every line rounded to the currency's
+//! minor unit and the total the sum of the rounded lines.
+
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Serialize};
+
+use crate::load::{Alloy, RuleSet};
+
+/// What a shop asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteRequest {
+    /// Alloy ids to price; empty means every alloy in the rules.
+    #[serde(default)]
+    pub alloys: Vec<String>,
+    /// Pieces in the order, at least 1.
+    #[serde(default = "one")]
+    pub quantity: u32,
+    /// Customer segment id ("b2c", "b2b").
+    #[serde(default = "b2c")]
+    pub segment: String,
+    /// Stones to set, beyond those the model shows as gem materials.
+    #[serde(default)]
+    pub stones: Vec<StoneRequest>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn b2c() -> String {
+    "b2c".into()
+}
+
+impl Default for QuoteRequest {
+    fn default() -> Self {
+        QuoteRequest { alloys: Vec::new(), quantity: 1, segment: b2c(), stones: Vec::new() }
+    }
+}
+
+/// Stones of one kind set in each piece.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoneRequest {
+    /// A stone id from stones.toml.
+    pub kind: String,
+    /// Stones per piece.
+    pub count: u32,
+    /// Diameter in mm, for the record (setting is priced per stone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_mm: Option<Decimal>,
+}
+
+/// One line of a quote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    /// Stable name: metal, alloy_surcharge, setup, labour, finishing, stones, markup, quantity_discount,
+    /// minimum_price, tax.
+    pub name: String,
+    /// How the amount was reached, in words and figures.
+    pub basis: String,
+    pub amount: Decimal,
+}
+
+/// The price of an order in one alloy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quote {
+    pub alloy: String,
+    pub alloy_label: String,
+    /// Weight of one finished piece, to the milligram.
+    pub metal_weight_g: Decimal,
+    pub lines: Vec<Line>,
+    pub total: Decimal,
+    pub currency: String,
+}
+
+/// Quotes for every requested alloy, and what they rest on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quotes {
+    pub rules_version: String,
+    pub prices_date: String,
+    pub segment: String,
+    pub quantity: u32,
+    /// Stones found in the model by material name, per piece.
+    pub detected_stones: Vec<DetectedStone>,
+    pub quotes: Vec<Quote>,
+    /// What makes these prices less certain than they look (an open mesh, say).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectedStone {
+    pub kind: String,
+    pub material: String,
+    pub count: u64,
+    pub volume_mm3: f64,
+    /// Estimated from the volume and the stone's density (1 ct = 0.2 g).
+    pub carats: Decimal,
+}
+
+/// A request the rules cannot price.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PriceError {
+    #[error("unknown alloy \"{id}\": expected one of {known}")]
+    UnknownAlloy { id: String, known: String },
+    #[error("unknown segment \"{id}\": expected one of {known}")]
+    UnknownSegment { id: String, known: String },
+    #[error("unknown stone kind \"{id}\": expected one of {known}")]
+    UnknownStone { id: String, known: String },
+    #[error("quantity must be at least 1")]
+    ZeroQuantity,
+    #[error("the model has no metal to price: {reason}")]
+    NoMetal { reason: String },
+}
+
+impl PriceError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            PriceError::UnknownAlloy { .. } => "unknown_alloy",
+            PriceError::UnknownSegment { .. } => "unknown_segment",
+            PriceError::UnknownStone { .. } => "unknown_stone",
+            PriceError::ZeroQuantity => "invalid_quantity",
+            PriceError::NoMetal { .. } => "no_metal",
+        }
+    }
+}
+
+fn known<'a>(ids: impl Iterator<Item = &'a String>) -> String {
+    ids.map(String::as_str).collect::<Vec<_>>().join(", ")
+}
+
+/// Geometry as pricing needs it, exact to the µm³: f64 measures become decimals here, once.
+fn dec(v: f64, dp: u32) -> Decimal {
+    Decimal::from_f64_retain(v).unwrap_or_default().round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero)
+}
+
+impl RuleSet {
+    /// Prices a measured model. Gem materials (by the stones' `material_patterns`) are excluded from the metal
+    /// and each gem shell is set as one stone.
+    pub fn price(&self, geometry: &models::Report, request: &QuoteRequest) -> Result<Quotes, PriceError> {
+        if request.quantity == 0 {
+            return Err(PriceError::ZeroQuantity);
+        }
+        let segment = self.segments.get(&request.segment).ok_or_else(|| PriceError::UnknownSegment {
+            id: request.segment.clone(),
+            known: known(self.segments.keys()),
+        })?;
+        let alloys: Vec<&Alloy> = if request.alloys.is_empty() {
+            self.alloys.iter().collect()
+        } else {
+            request
+                .alloys
+                .iter()
+                .map(|id| {
+                    self.alloy(id).ok_or_else(|| PriceError::UnknownAlloy {
+                        id: id.clone(),
+                        known: known(self.alloys.iter().map(|a| &a.id)),
+                    })
+                })
+                .collect::<Result<_, _>>()?
+        };
+        for s in &request.stones {
+            if !self.stones.contains_key(&s.kind) {
+                return Err(PriceError::UnknownStone { id: s.kind.clone(), known: known(self.stones.keys()) });
+            }
+        }
+
+        let mut detected = Vec::new();
+        let mut gem_volume = 0.0;
+        let mut gem_area = 0.0;
+        for m in &geometry.materials {
+            let name = m.name.to_lowercase();
+            let kind = self.stones.iter().find(|(_, s)| s.material_patterns.iter().any(|p| name.contains(p.as_str())));
+            if let Some((id, stone)) = kind {
+                gem_volume += m.volume_mm3;
+                gem_area += m.area_mm2;
+                let grams = dec(m.volume_mm3.abs(), 3) / Decimal::ONE_THOUSAND * stone.density_g_cm3;
+                detected.push(DetectedStone {
+                    kind: id.clone(),
+                    material: m.name.clone(),
+                    count: m.shells,
+                    volume_mm3: m.volume_mm3,
+                    carats: (grams * Decimal::from(5))
+                        .round_dp_with_strategy(3, RoundingStrategy::MidpointAwayFromZero),
+                });
+            }
+        }
+        let metal_volume = geometry.volume_mm3 - gem_volume;
+        if metal_volume.is_nan() || metal_volume <= 0.0 {
+            return Err(PriceError::NoMetal {
+                reason: if geometry.volume_mm3 < 0.0 {
+                    format!("its volume is {:.3} mm³, negative: the model is inside out", geometry.volume_mm3)
+                } else {
+                    format!("its metal volume is {metal_volume:.3} mm³ (gems excluded)")
+                },
+            });
+        }
+        let mut warnings = Vec::new();
+        if !geometry.watertight || geometry.inconsistent_edges > 0 {
+            warnings.push(
+                "the model is not a closed, consistently wound solid: the price rests on a volume that cannot be trusted"
+                    .to_owned(),
+            );
+        }
+
+        let quotes = alloys
+            .into_iter()
+            .map(|alloy| self.quote(alloy, segment, request, metal_volume, geometry.area_mm2 - gem_area, &detected))
+            .collect();
+        Ok(Quotes {
+            rules_version: self.version.clone(),
+            prices_date: self.prices_date.clone(),
+            segment: request.segment.clone(),
+            quantity: request.quantity,
+            detected_stones: detected,
+            quotes,
+            warnings,
+        })
+    }
+
+    fn quote(
+        &self,
+        alloy: &Alloy,
+        segment: &crate::load::Segment,
+        request: &QuoteRequest,
+        metal_volume_mm3: f64,
+        metal_area_mm2: f64,
+        detected: &[DetectedStone],
+    ) -> Quote {
+        // Rounded half away from zero to the minor unit, and always written with its digits (25.00, not 25).
+        let round = |v: Decimal| {
+            let mut r = v.round_dp_with_strategy(self.minor_unit_digits, RoundingStrategy::MidpointAwayFromZero);
+            r.rescale(self.minor_unit_digits);
+            r
+        };
+        let money = |v: Decimal| format!("{} {}", round(v), self.currency);
+        let pct = |v: Decimal| v.normalize().to_string();
+        // A rate shown with at least the currency's digits: 100.00/g, 1.455/g.
+        let rate = |v: Decimal| {
+            let mut v = v.normalize();
+            if v.scale() < self.minor_unit_digits {
+                v.rescale(self.minor_unit_digits);
+            }
+            v.to_string()
+        };
+        let qty = Decimal::from(request.quantity);
+        let hundred = Decimal::ONE_HUNDRED;
+        let l = &self.labour;
+
+        let weight = dec(metal_volume_mm3, 3) / Decimal::ONE_THOUSAND * alloy.density_g_cm3;
+        let charged = weight * (Decimal::ONE + l.casting_loss_percent / hundred);
+        let area_cm2 = dec(metal_area_mm2.max(0.0), 3) / hundred;
+        let price = self.metals.get(&alloy.metal).copied().unwrap_or_default();
+        let g3 = |v: Decimal| v.round_dp_with_strategy(3, RoundingStrategy::MidpointAwayFromZero);
+
+        let mut lines = Vec::new();
+        let mut push = |name: &str, basis: String, amount: Decimal| {
+            let amount = round(amount);
+            lines.push(Line { name: name.to_owned(), basis, amount });
+            amount
+        };
+        let each = if request.quantity == 1 { String::new() } else { format!(" × {} pieces", request.quantity) };
+        let mut cost = Decimal::ZERO;
+        cost += push(
+            "metal",
+            format!(
+                "{} g charged ({} g + {}% casting loss) × fineness {} × {}/g {}{each}",
+                g3(charged),
+                g3(weight),
+                pct(l.casting_loss_percent),
+                pct(alloy.fineness),
+                rate(price),
+                alloy.metal
+            ),
+            charged * alloy.fineness * price * qty,
+        );
+        if alloy.surcharge_per_g > Decimal::ZERO {
+            cost += push(
+                "alloy_surcharge",
+                format!("{} g charged × {}/g{each}", g3(charged), rate(alloy.surcharge_per_g)),
+                charged * alloy.surcharge_per_g * qty,
+            );
+        }
+        cost += push("setup", "once per order".into(), l.setup);
+        cost += push("labour", format!("{} g × {}/g{each}", g3(weight), rate(l.per_gram)), weight * l.per_gram * qty);
+        cost += push(
+            "finishing",
+            format!("{} cm² × {}/cm²{each}", area_cm2.round_dp(2), rate(l.finishing_per_cm2)),
+            area_cm2 * l.finishing_per_cm2 * qty,
+        );
+        let mut stones: Vec<(String, u64, String)> = detected
+            .iter()
+            .map(|d| (d.kind.clone(), d.count, format!("found in the model as \"{}\"", d.material)))
+            .collect();
+        stones.extend(request.stones.iter().map(|s| (s.kind.clone(), u64::from(s.count), "requested".to_owned())));
+        for (kind, count, source) in stones {
+            if count == 0 {
+                continue;
+            }
+            let setting = self.stones.get(&kind).map_or(Decimal::ZERO, |s| s.setting_per_stone);
+            cost += push(
+                "stones",
+                format!("{count} {kind} ({source}) × {}{each} setting", money(setting)),
+                Decimal::from(count) * setting * qty,
+            );
+        }
+
+        let mut sum = cost;
+        sum += push(
+            "markup",
+            format!("{}% {} markup on {}", pct(segment.markup_percent), segment.label, money(cost)),
+            cost * segment.markup_percent / hundred,
+        );
+        if let Some(b) = self.quantity_breaks.iter().rev().find(|b| b.min_quantity <= request.quantity) {
+            sum += push(
+                "quantity_discount",
+                format!("{}% off {} for {} or more pieces", pct(b.discount_percent), money(sum), b.min_quantity),
+                -(sum * b.discount_percent / hundred),
+            );
+        }
+        if sum < segment.minimum_price {
+            sum += push(
+                "minimum_price",
+                format!(
+                    "raised from {} to the {} minimum of {}",
+                    money(sum),
+                    segment.label,
+                    money(segment.minimum_price)
+                ),
+                segment.minimum_price - sum,
+            );
+        }
+        if self.tax.applies_to.contains(&request.segment) {
+            push(
+                "tax",
+                format!("{}% {} on {}", pct(self.tax.rate_percent), self.tax.label, money(sum)),
+                sum * self.tax.rate_percent / hundred,
+            );
+        }
+        let total = lines.iter().map(|l| l.amount).sum();
+        Quote {
+            alloy: alloy.id.clone(),
+            alloy_label: alloy.label.clone(),
+            metal_weight_g: g3(weight),
+            lines,
+            total,
+            currency: self.currency.clone(),
+        }
+    }
+}
