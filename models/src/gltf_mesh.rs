@@ -139,6 +139,21 @@ fn check_glb_header(bytes: &[u8]) -> Result<(), ModelError> {
 /// many exporters omit or get wrong (the bounds are computed from the positions).
 fn validate(json: gltf::json::Root) -> Result<gltf::Document, ModelError> {
     use gltf::json::validation::Validate;
+    // gltf-json 1.4.1's validator indexes the accessors with a primitive's POSITION before checking that index,
+    // and panics when it is out of range (found by fuzzing): check every primitive's accessor indices first.
+    let accessors = json.accessors.len();
+    for (m, mesh) in json.meshes.iter().enumerate() {
+        for (p, primitive) in mesh.primitives.iter().enumerate() {
+            let used = primitive.attributes.values().chain(primitive.indices.as_ref());
+            if let Some(bad) = used.map(|i| i.value()).find(|&i| i >= accessors) {
+                return Err(ModelError::GltfPrimitive {
+                    mesh: m,
+                    primitive: p,
+                    message: format!("refers to accessor {bad}, but the file has {accessors} accessors"),
+                });
+            }
+        }
+    }
     let mut errors = Vec::new();
     json.validate(&json, gltf::json::Path::new, &mut |path, error| {
         let path = path();
