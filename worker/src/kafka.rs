@@ -1,0 +1,384 @@
+//! The Kafka transport (rdkafka): workers form one consumer group on the jobs topic; results go to a compacted
+//! topic keyed by job id; undecodable messages go to the dead-letter topic with the reason in a header.
+//!
+//! At least once: offsets are stored only for jobs whose result the broker has acknowledged
+//! (`enable.auto.offset.store=false`), and only up to the lowest job still in flight in each partition, so jobs
+//! run concurrently yet are committed in order.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::broadcast;
+
+use crate::protocol::{Job, JobResult};
+use crate::queue::{Delivery, QueueError, Submitter, Token, WorkerQueue};
+
+/// Topic names, creation settings and client settings.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    pub bootstrap: String,
+    pub group_id: String,
+    pub client_id: String,
+    pub jobs_topic: String,
+    pub results_topic: String,
+    pub dlq_topic: String,
+    /// Partitions of the jobs topic when this process creates it.
+    pub partitions: i32,
+    pub replication: i32,
+    /// How long the group waits for a silent member before giving its partitions to others.
+    pub session_timeout_ms: u32,
+    /// Extra librdkafka settings (security, tuning), applied last.
+    pub extra: Vec<(String, String)>,
+}
+
+impl KafkaConfig {
+    pub fn new(bootstrap: &str) -> KafkaConfig {
+        KafkaConfig {
+            bootstrap: bootstrap.to_owned(),
+            group_id: "assay-workers".into(),
+            client_id: format!("assay-{}", std::process::id()),
+            jobs_topic: "assay.quote-jobs".into(),
+            results_topic: "assay.quote-results".into(),
+            dlq_topic: "assay.quote-jobs.dlq".into(),
+            partitions: 12,
+            replication: 1,
+            session_timeout_ms: 10_000,
+            extra: Vec::new(),
+        }
+    }
+
+    fn client(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap).set("client.id", &self.client_id);
+        for (k, v) in &self.extra {
+            c.set(k, v);
+        }
+        c
+    }
+
+    fn producer(&self) -> Result<FutureProducer, QueueError> {
+        let mut c = self.client();
+        c.set("enable.idempotence", "true").set("acks", "all").set("message.timeout.ms", "60000").set("linger.ms", "2");
+        for (k, v) in &self.extra {
+            c.set(k, v);
+        }
+        c.create().map_err(kafka)
+    }
+}
+
+fn kafka(e: impl std::fmt::Display) -> QueueError {
+    QueueError::Kafka(e.to_string())
+}
+
+/// Creates the three topics when missing: jobs with the configured partitions, results compacted, the DLQ.
+/// Brokers that cannot create topics (librdkafka's mock cluster) are fine when the topics already exist.
+pub async fn ensure_topics(cfg: &KafkaConfig) -> Result<(), QueueError> {
+    let admin: AdminClient<DefaultClientContext> = cfg.client().create().map_err(kafka)?;
+    let existing: Vec<String> = {
+        let metadata = admin.inner().fetch_metadata(None, Duration::from_secs(10)).map_err(kafka)?;
+        metadata.topics().iter().filter(|t| t.error().is_none()).map(|t| t.name().to_owned()).collect()
+    };
+    let repl = || TopicReplication::Fixed(cfg.replication);
+    let wanted = [
+        NewTopic::new(&cfg.jobs_topic, cfg.partitions, repl()),
+        NewTopic::new(&cfg.results_topic, cfg.partitions, repl()).set("cleanup.policy", "compact"),
+        NewTopic::new(&cfg.dlq_topic, 1, repl()),
+    ];
+    let missing: Vec<&NewTopic> = wanted.iter().filter(|t| !existing.iter().any(|e| e == t.name)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let results =
+        admin.create_topics(missing, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))).await;
+    match results {
+        Ok(results) => {
+            for r in results {
+                match r {
+                    Ok(name) => tracing::info!(topic = %name, "created topic"),
+                    Err((name, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {
+                        tracing::debug!(topic = %name, "topic exists")
+                    }
+                    Err((name, code)) => return Err(QueueError::Kafka(format!("cannot create topic {name}: {code}"))),
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(QueueError::Kafka(format!("cannot create topics: {e}"))),
+    }
+}
+
+/// Jobs in flight per partition, and what has been stored, so offsets advance only past finished jobs.
+#[derive(Debug, Default)]
+struct Tracker {
+    partitions: HashMap<i32, PartitionState>,
+}
+
+#[derive(Debug, Default)]
+struct PartitionState {
+    in_flight: BTreeSet<i64>,
+    next_after_finished: i64,
+    stored: i64,
+}
+
+impl Tracker {
+    fn begin(&mut self, partition: i32, offset: i64) {
+        self.partitions.entry(partition).or_default().in_flight.insert(offset);
+    }
+
+    /// The offset to store (the next one to consume) when this finish moves it forward.
+    fn finish(&mut self, partition: i32, offset: i64) -> Option<i64> {
+        let p = self.partitions.get_mut(&partition)?;
+        if !p.in_flight.remove(&offset) {
+            return None;
+        }
+        p.next_after_finished = p.next_after_finished.max(offset + 1);
+        let resume = p.in_flight.first().copied().unwrap_or(p.next_after_finished);
+        (resume > p.stored).then(|| {
+            p.stored = resume;
+            resume
+        })
+    }
+
+    fn forget(&mut self, partition: i32) {
+        self.partitions.remove(&partition);
+    }
+}
+
+/// Clears the tracker for revoked partitions: their jobs are redelivered to the new owner.
+struct Context {
+    tracker: Arc<Mutex<Tracker>>,
+}
+
+impl ClientContext for Context {}
+
+impl ConsumerContext for Context {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let mut t = self.tracker.lock().unwrap_or_else(|e| e.into_inner());
+            for e in tpl.elements() {
+                t.forget(e.partition());
+            }
+            tracing::info!(partitions = tpl.count(), "partitions revoked");
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            tracing::info!(partitions = tpl.count(), "partitions assigned");
+        }
+    }
+}
+
+/// A worker's connection: a member of the consumer group, and an idempotent producer.
+pub struct KafkaWorkerQueue {
+    cfg: KafkaConfig,
+    consumer: StreamConsumer<Context>,
+    producer: FutureProducer,
+    tracker: Arc<Mutex<Tracker>>,
+}
+
+impl std::fmt::Debug for KafkaWorkerQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaWorkerQueue").field("cfg", &self.cfg).finish_non_exhaustive()
+    }
+}
+
+impl KafkaWorkerQueue {
+    pub fn connect(cfg: &KafkaConfig) -> Result<KafkaWorkerQueue, QueueError> {
+        let tracker = Arc::new(Mutex::new(Tracker::default()));
+        let mut c = cfg.client();
+        c.set("group.id", &cfg.group_id)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "500")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", cfg.session_timeout_ms.to_string())
+            .set("heartbeat.interval.ms", (cfg.session_timeout_ms / 4).max(100).to_string());
+        for (k, v) in &cfg.extra {
+            c.set(k, v);
+        }
+        let consumer: StreamConsumer<Context> =
+            c.create_with_context(Context { tracker: tracker.clone() }).map_err(kafka)?;
+        consumer.subscribe(&[&cfg.jobs_topic]).map_err(kafka)?;
+        Ok(KafkaWorkerQueue { cfg: cfg.clone(), consumer, producer: cfg.producer()?, tracker })
+    }
+}
+
+fn traceparent_header(traceparent: Option<&str>) -> OwnedHeaders {
+    let headers = OwnedHeaders::new();
+    match traceparent {
+        Some(tp) => headers.insert(Header { key: "traceparent", value: Some(tp) }),
+        None => headers,
+    }
+}
+
+impl WorkerQueue for KafkaWorkerQueue {
+    async fn next(&self) -> Result<Option<Delivery>, QueueError> {
+        let m = self.consumer.recv().await.map_err(kafka)?;
+        let traceparent = m.headers().and_then(|h| {
+            h.iter()
+                .find(|h| h.key == "traceparent")
+                .and_then(|h| h.value)
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .map(str::to_owned)
+        });
+        let delivery = Delivery {
+            payload: m.payload().unwrap_or_default().to_vec(),
+            traceparent,
+            enqueued_at_ms: m.timestamp().to_millis().and_then(|t| u64::try_from(t).ok()),
+            token: Token::Kafka { partition: m.partition(), offset: m.offset() },
+        };
+        self.tracker.lock().unwrap_or_else(|e| e.into_inner()).begin(m.partition(), m.offset());
+        Ok(Some(delivery))
+    }
+
+    async fn publish(&self, result: &JobResult, traceparent: Option<&str>) -> Result<(), QueueError> {
+        let payload = serde_json::to_vec(result).map_err(|e| QueueError::Encode(e.to_string()))?;
+        let record = FutureRecord::to(&self.cfg.results_topic)
+            .key(&result.job_id)
+            .payload(&payload)
+            .headers(traceparent_header(traceparent));
+        self.producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| kafka(e))?;
+        Ok(())
+    }
+
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<(), QueueError> {
+        let headers = traceparent_header(delivery.traceparent.as_deref())
+            .insert(Header { key: "assay-dlq-reason", value: Some(reason) });
+        let record: FutureRecord<'_, (), [u8]> =
+            FutureRecord::to(&self.cfg.dlq_topic).payload(delivery.payload.as_slice()).headers(headers);
+        self.producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| kafka(e))?;
+        Ok(())
+    }
+
+    fn done(&self, delivery: &Delivery) {
+        let Token::Kafka { partition, offset } = delivery.token else { return };
+        let store = self.tracker.lock().unwrap_or_else(|e| e.into_inner()).finish(partition, offset);
+        if let Some(resume) = store {
+            let mut tpl = TopicPartitionList::new();
+            if tpl.add_partition_offset(&self.cfg.jobs_topic, partition, Offset::Offset(resume)).is_ok() {
+                // Fails only for a partition revoked meanwhile; its new owner starts from the last commit.
+                if let Err(e) = self.consumer.store_offsets(&tpl) {
+                    tracing::debug!(partition, resume, error = %e, "offset not stored");
+                }
+            }
+        }
+    }
+
+    async fn close(&self) {
+        if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(error = %e, "final commit");
+        }
+        self.consumer.unsubscribe();
+        let _ = self.producer.flush(Duration::from_secs(10));
+    }
+}
+
+/// The submitting side over Kafka: an idempotent producer of jobs, and a reader of the results topic that
+/// broadcasts every result to subscribers.
+pub struct KafkaSubmitter {
+    cfg: KafkaConfig,
+    producer: FutureProducer,
+    results: broadcast::Sender<JobResult>,
+    _reader: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for KafkaSubmitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSubmitter").field("cfg", &self.cfg).finish_non_exhaustive()
+    }
+}
+
+impl KafkaSubmitter {
+    /// Connects; results are read from the start of the compacted topic (`from_start`) or from now on.
+    pub fn connect(cfg: &KafkaConfig, from_start: bool) -> Result<KafkaSubmitter, QueueError> {
+        let (tx, _) = broadcast::channel(65_536);
+        let mut c = cfg.client();
+        // A reader of its own: every gateway sees every result.
+        c.set("group.id", format!("{}-results-{}-{}", cfg.group_id, std::process::id(), crate::now_ms()))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", if from_start { "earliest" } else { "latest" });
+        let consumer: StreamConsumer = c.create().map_err(kafka)?;
+        consumer.subscribe(&[&cfg.results_topic]).map_err(kafka)?;
+        let sender = tx.clone();
+        let reader = tokio::spawn(async move {
+            loop {
+                match consumer.recv().await {
+                    Ok(m) => match m.payload().map(serde_json::from_slice::<JobResult>) {
+                        Some(Ok(r)) => {
+                            let _ = sender.send(r);
+                        }
+                        Some(Err(e)) => tracing::warn!(error = %e, "undecodable result message"),
+                        None => {}
+                    },
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading results");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        });
+        Ok(KafkaSubmitter { cfg: cfg.clone(), producer: cfg.producer()?, results: tx, _reader: reader })
+    }
+}
+
+impl Drop for KafkaSubmitter {
+    fn drop(&mut self) {
+        self._reader.abort();
+    }
+}
+
+impl Submitter for KafkaSubmitter {
+    async fn submit(&self, job: &Job, traceparent: Option<&str>) -> Result<(), QueueError> {
+        let payload = serde_json::to_vec(job).map_err(|e| QueueError::Encode(e.to_string()))?;
+        let record = FutureRecord::to(&self.cfg.jobs_topic)
+            .key(&job.model.sha256)
+            .payload(&payload)
+            .headers(traceparent_header(traceparent));
+        self.producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| kafka(e))?;
+        Ok(())
+    }
+
+    fn results(&self) -> broadcast::Receiver<JobResult> {
+        self.results.subscribe()
+    }
+}
+
+/// Sends raw bytes to the jobs topic: what a broken or hostile client might send (for tests and tools).
+pub async fn send_raw(cfg: &KafkaConfig, key: &str, payload: &[u8]) -> Result<(), QueueError> {
+    let producer = cfg.producer()?;
+    producer
+        .send(FutureRecord::to(&cfg.jobs_topic).key(key).payload(payload), Duration::from_secs(30))
+        .await
+        .map_err(|(e, _)| kafka(e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tracker;
+
+    #[test]
+    fn offsets_advance_only_past_finished_jobs_in_order() {
+        let mut t = Tracker::default();
+        for o in 10..14 {
+            t.begin(0, o);
+        }
+        assert_eq!(t.finish(0, 12), None, "10 and 11 are still running");
+        assert_eq!(t.finish(0, 10), Some(11));
+        assert_eq!(t.finish(0, 11), Some(13), "12 finished earlier");
+        assert_eq!(t.finish(0, 13), Some(14));
+        assert_eq!(t.finish(0, 13), None, "a second finish changes nothing");
+        t.begin(1, 5);
+        t.forget(1);
+        assert_eq!(t.finish(1, 5), None, "a revoked partition stores nothing");
+    }
+}

@@ -1,0 +1,76 @@
+//! What the worker tests share: a store with real models, a worker context, jobs, and waiting for results.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use worker::{Context, Job, JobOptions, JobResult, ModelRef, ModelStore, Rules, StoredModel};
+
+pub fn rules() -> Rules {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
+    Rules::Fixed(Arc::new(pricing_rules::RuleSet::load_dir(&dir).expect("shipped rules")))
+}
+
+pub fn sample() -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/pixelverse_ring.stl")).expect("sample")
+}
+
+/// A distinct small closed model per `i` (so jobs spread over partitions by their model's hash).
+pub fn band(i: u32) -> Vec<u8> {
+    models::to_binary_stl(&models::synth::ring_band(8.0 + f64::from(i) * 0.01, 10.0, 2.0, 24, 8))
+}
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub store: ModelStore,
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ModelStore::from_url(&dir.path().display().to_string()).expect("store");
+        Fixture { dir, store }
+    }
+
+    pub fn context(&self, name: &str) -> Arc<Context> {
+        Arc::new(Context::new(name, self.store.clone(), rules()))
+    }
+
+    pub async fn put(&self, bytes: Vec<u8>) -> StoredModel {
+        self.store.put(bytes.into()).await.expect("put")
+    }
+}
+
+pub fn job(id: &str, model: &StoredModel) -> Job {
+    Job {
+        v: 1,
+        job_id: id.to_owned(),
+        model: ModelRef { key: model.key.clone(), sha256: model.sha256.clone(), format: None, units: None },
+        options: JobOptions { alloys: vec!["18k-yellow".into()], ..JobOptions::default() },
+        submitted_at_ms: worker::now_ms(),
+        deadline_ms: None,
+    }
+}
+
+/// Collects results until every id in `ids` has one, or the deadline passes; returns all results by id.
+pub async fn collect(
+    rx: &mut broadcast::Receiver<JobResult>,
+    ids: &[String],
+    within: Duration,
+) -> HashMap<String, Vec<JobResult>> {
+    let mut got: HashMap<String, Vec<JobResult>> = HashMap::new();
+    let deadline = tokio::time::Instant::now() + within;
+    while !ids.iter().all(|id| got.contains_key(id)) {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(r)) => got.entry(r.job_id.clone()).or_default().push(r),
+            Ok(Err(broadcast::error::RecvError::Lagged(n))) => panic!("result feed lagged by {n}"),
+            Ok(Err(broadcast::error::RecvError::Closed)) => break,
+            Err(_) => break,
+        }
+    }
+    got
+}

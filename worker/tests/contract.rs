@@ -1,0 +1,165 @@
+//! One contract, two transports: the in-process queue and Kafka (librdkafka's mock cluster, in-process).
+//! Jobs get exactly the results they should; bad messages go to the dead-letter queue and the worker goes on.
+
+#![allow(clippy::unwrap_used, reason = "test helpers: a panic is how a test reports failure")]
+
+mod common;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use rdkafka::mocking::MockCluster;
+use worker::{
+    InProcessQueue, JobResult, KafkaConfig, KafkaSubmitter, KafkaWorkerQueue, RunOptions, Status, Submitter,
+    WorkerQueue,
+};
+
+type BoxFut<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// A transport under test: a worker side, a submitting side, and a way to send raw bytes as a job.
+struct Transport<W: WorkerQueue, S: Submitter> {
+    worker: Arc<W>,
+    submitter: Arc<S>,
+    send_raw: Box<dyn Fn(Vec<u8>) -> BoxFut<'static> + Send + Sync>,
+}
+
+async fn contract<W: WorkerQueue, S: Submitter>(t: Transport<W, S>, within: Duration) {
+    let fx = Fixture::new();
+    let ring = fx.put(sample()).await;
+    let garbage = fx.put(b"solid x\nfacet normal 0 0 1\nouter loop\nvertex 1 2\n".to_vec()).await;
+    let mut results = t.submitter.results();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(worker::run(
+        t.worker.clone(),
+        fx.context("w1"),
+        RunOptions { concurrency: 4, ..Default::default() },
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let id = format!("ok-{i}");
+        t.submitter
+            .submit(&job(&id, &ring), Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    t.submitter.submit(&job("bad-mesh", &garbage), None).await.unwrap();
+    let mut late = job("late", &ring);
+    late.deadline_ms = Some(1);
+    t.submitter.submit(&late, None).await.unwrap();
+    let mut missing = job("missing", &ring);
+    missing.model.key = "models/nothing-here".into();
+    missing.model.sha256 = "0".repeat(64);
+    t.submitter.submit(&missing, None).await.unwrap();
+    // A message with a readable job id but an unknown field, and one that is not JSON at all.
+    (t.send_raw)(br#"{"v":1,"job_id":"poison","model":{},"colour":"red"}"#.to_vec()).await;
+    (t.send_raw)(b"\xff\xfe not json".to_vec()).await;
+    let mut after = job("after-poison", &ring);
+    after.options.alloys = vec!["pt950".into()];
+    t.submitter.submit(&after, None).await.unwrap();
+
+    ids.extend(["bad-mesh", "late", "missing", "poison", "after-poison"].map(String::from));
+    let got = collect(&mut results, &ids, within).await;
+    let first =
+        |id: &str| -> &JobResult { &got.get(id).unwrap_or_else(|| panic!("no result for {id}: {:?}", got.keys()))[0] };
+
+    for i in 0..10 {
+        let r = first(&format!("ok-{i}"));
+        assert_eq!(r.status, Status::Done, "{r:?}");
+        assert_eq!(r.worker, "w1");
+        assert_eq!(r.trace_id.as_deref(), Some("0af7651916cd43dd8448eb211c80319c"));
+        assert_eq!(r.quotes.len(), 1);
+        assert_eq!(r.geometry.as_ref().unwrap().triangles, 11422);
+        assert!(r.timings_ms.total >= r.timings_ms.price);
+        assert!(r.rules_version.as_ref().unwrap().len() == 64);
+    }
+    let code = |id: &str| first(id).error.as_ref().map(|e| e.code.clone()).unwrap_or_default();
+    assert_eq!(code("bad-mesh"), "stl_syntax");
+    let message = &first("bad-mesh").error.as_ref().unwrap().message;
+    assert!(message.starts_with("ASCII STL line ") && message.contains("truncated"), "{message}");
+    assert_eq!(code("late"), "deadline_exceeded");
+    assert_eq!(code("missing"), "model_not_found");
+    assert_eq!(code("poison"), "bad_message");
+    assert_eq!(first("after-poison").status, Status::Done, "the worker goes on after poison");
+    assert_eq!(first("after-poison").quotes[0].alloy, "pt950");
+    // The repeated model came from the cache: nine of the ten ok jobs did no parsing.
+    let parsed = (0..10).filter(|i| first(&format!("ok-{i}")).timings_ms.parse > 0.0).count();
+    assert!(parsed <= 4, "{parsed} of 10 parsed the same model (concurrency 4 can race at most 4)");
+
+    let _ = stop_tx.send(());
+    let stats = run.await.unwrap();
+    assert_eq!(stats.abandoned, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_transport() {
+    let q = Arc::new(InProcessQueue::new());
+    let raw = q.clone();
+    let t = Transport {
+        worker: q.clone(),
+        submitter: q.clone(),
+        send_raw: Box::new(move |bytes| {
+            let q = raw.clone();
+            Box::pin(async move { q.send_raw(bytes, None).unwrap() })
+        }),
+    };
+    contract(t, Duration::from_secs(60)).await;
+    let dead = q.dead_letters();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert!(dead.iter().any(|(_, r)| r.contains("missing field `key`")), "{dead:?}");
+    assert_eq!(q.in_flight(), 0, "every delivery was acknowledged");
+}
+
+pub fn mock_cluster() -> (MockCluster<'static, rdkafka::producer::DefaultProducerContext>, KafkaConfig) {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let mut cfg = KafkaConfig::new(&cluster.bootstrap_servers());
+    cfg.session_timeout_ms = 6000;
+    cfg.partitions = 4;
+    cluster.create_topic(&cfg.jobs_topic, 4, 1).expect("jobs topic");
+    cluster.create_topic(&cfg.results_topic, 4, 1).expect("results topic");
+    cluster.create_topic(&cfg.dlq_topic, 1, 1).expect("dlq topic");
+    (cluster, cfg)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_transport_on_the_mock_cluster() {
+    let (_cluster, cfg) = mock_cluster();
+    worker::ensure_topics(&cfg).await.expect("topics exist already, nothing to create");
+    let raw_cfg = cfg.clone();
+    let t = Transport {
+        worker: Arc::new(KafkaWorkerQueue::connect(&cfg).unwrap()),
+        submitter: Arc::new(KafkaSubmitter::connect(&cfg, true).unwrap()),
+        send_raw: Box::new(move |bytes| {
+            let cfg = raw_cfg.clone();
+            Box::pin(async move { worker::kafka::send_raw(&cfg, "poison", &bytes).await.unwrap() })
+        }),
+    };
+    contract(t, Duration::from_secs(90)).await;
+
+    // The two undecodable messages are on the dead-letter topic with their reasons in a header.
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::{Headers, Message};
+    let dlq: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &cfg.bootstrap)
+        .set("group.id", "dlq-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    dlq.subscribe(&[&cfg.dlq_topic]).unwrap();
+    let mut reasons = Vec::new();
+    while reasons.len() < 2 {
+        let m = tokio::time::timeout(Duration::from_secs(30), dlq.recv()).await.expect("dead letters").unwrap();
+        let h = m.headers().expect("headers");
+        let reason = h.iter().find(|h| h.key == "assay-dlq-reason").and_then(|h| h.value).expect("reason");
+        reasons.push(String::from_utf8_lossy(reason).into_owned());
+    }
+    assert!(reasons.iter().any(|r| r.contains("missing field `key`")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("expected value")), "{reasons:?}");
+}
