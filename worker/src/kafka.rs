@@ -121,7 +121,7 @@ struct Tracker {
     partitions: HashMap<i32, PartitionState>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct PartitionState {
     in_flight: BTreeSet<i64>,
     next_after_finished: i64,
@@ -130,7 +130,13 @@ struct PartitionState {
 
 impl Tracker {
     fn begin(&mut self, partition: i32, offset: i64) {
-        self.partitions.entry(partition).or_default().in_flight.insert(offset);
+        // The first offset seen in a partition is where consumption resumed: nothing before it needs storing.
+        let p = self.partitions.entry(partition).or_insert_with(|| PartitionState {
+            in_flight: BTreeSet::new(),
+            next_after_finished: offset,
+            stored: offset,
+        });
+        p.in_flight.insert(offset);
     }
 
     /// The offset to store (the next one to consume) when this finish moves it forward.
