@@ -226,6 +226,13 @@ fn traceparent_header(traceparent: Option<&str>) -> OwnedHeaders {
     }
 }
 
+impl KafkaWorkerQueue {
+    /// Partitions of the jobs topic this member owns now (0 before the group has assigned any).
+    pub fn assigned_partitions(&self) -> usize {
+        self.consumer.assignment().map_or(0, |tpl| tpl.count())
+    }
+}
+
 impl WorkerQueue for KafkaWorkerQueue {
     async fn next(&self) -> Result<Option<Delivery>, QueueError> {
         let m = self.consumer.recv().await.map_err(kafka)?;
