@@ -5,6 +5,7 @@ mod batch_cmd;
 mod quote_cmd;
 mod rules_cmd;
 mod rules_source;
+mod worker_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +36,67 @@ enum Command {
     /// Check pricing rules, compare two versions on real models, write their JSON Schemas.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Join the Kafka consumer group and measure and price quote jobs until SIGTERM or Ctrl-C.
+    Worker(WorkerArgs),
+    /// Push one model through the queue by hand and print its result.
+    Submit(SubmitArgs),
+}
+
+/// Where the queue is.
+#[derive(Debug, clap::Args)]
+pub(crate) struct KafkaArgs {
+    /// Kafka bootstrap servers, host:port[,host:port...].
+    #[arg(long, env = "ASSAY_KAFKA")]
+    pub kafka: String,
+    /// Consumer group of the workers.
+    #[arg(long, env = "ASSAY_GROUP", default_value = "assay-workers")]
+    pub group: String,
+    /// Partitions of the jobs and results topics when they have to be created.
+    #[arg(long, env = "ASSAY_TOPIC_PARTITIONS", default_value_t = 12)]
+    pub partitions: i32,
+    /// Replication factor of the topics when they have to be created.
+    #[arg(long, env = "ASSAY_TOPIC_REPLICATION", default_value_t = 1)]
+    pub replication: i32,
+    /// How long the group waits for a silent worker before handing its partitions to others.
+    #[arg(long, env = "ASSAY_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
+    pub session_timeout_ms: u32,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct WorkerArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Model store: a directory, file:///dir, s3://bucket (AWS_* variables) or memory://.
+    #[arg(long, env = "ASSAY_STORE", default_value = "data")]
+    pub store: String,
+    /// Rules directory, watched for edits [default: ./rules if present, else the rules built into assay].
+    #[arg(long, env = "ASSAY_RULES")]
+    pub rules: Option<PathBuf>,
+    /// Jobs handled at once [default: the number of cores].
+    #[arg(long, env = "ASSAY_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+    /// This worker's name in results and logs [default: worker-PID].
+    #[arg(long, env = "ASSAY_WORKER_NAME")]
+    pub name: Option<String>,
+    /// Seconds in-flight jobs may take to finish after SIGTERM; the rest are redelivered.
+    #[arg(long, env = "ASSAY_GRACE_SECS", default_value_t = 30)]
+    pub grace_secs: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SubmitArgs {
+    /// The model to quote.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Model store shared with the workers.
+    #[arg(long, env = "ASSAY_STORE", default_value = "data")]
+    pub store: String,
+    #[command(flatten)]
+    pub price: PriceOptions,
+    /// Seconds to wait for the result (also the job's deadline).
+    #[arg(long, default_value_t = 60)]
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +230,13 @@ fn parse_units(s: &str) -> Result<models::Units, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ASSAY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
         Command::Analyze(args) => analyze_cmd::run(&args),
         Command::Quote(args) => quote_cmd::run(&args),
@@ -175,6 +244,8 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::Check { dir }) => rules_cmd::check(&dir),
         Command::Rules(RulesCommand::Diff(args)) => rules_cmd::diff(&args),
         Command::Rules(RulesCommand::Schema { dir }) => rules_cmd::schema(&dir),
+        Command::Worker(args) => worker_cmd::run_worker(&args),
+        Command::Submit(args) => worker_cmd::submit(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,137 @@
+//! `assay worker` and `assay submit` as separate processes against a Kafka-protocol broker: librdkafka's mock
+//! cluster, which this test process hosts on a loopback port for the others to connect to.
+
+#![allow(clippy::unwrap_used, reason = "test helpers: a panic is how a test reports failure")]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::mocking::MockCluster;
+use worker::{Job, JobOptions, KafkaConfig, ModelRef, Submitter};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn spawn_worker(bootstrap: &str, store: &str, name: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_assay"))
+        .args([
+            "worker",
+            "--kafka",
+            bootstrap,
+            "--store",
+            store,
+            "--name",
+            name,
+            "--concurrency",
+            "2",
+            "--grace-secs",
+            "20",
+        ])
+        .args(["--rules", &root().join("rules").display().to_string()])
+        .env("ASSAY_SESSION_TIMEOUT_MS", "6000")
+        .env("ASSAY_TOPIC_PARTITIONS", "4")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start assay worker")
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    #[cfg(unix)]
+    {
+        // SIGTERM: the worker drains and leaves the group.
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the worker did not stop within 60 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn workers_and_submit_as_processes() {
+    let cluster = MockCluster::new(1).unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    let mut cfg = KafkaConfig::new(&bootstrap);
+    cfg.partitions = 4;
+    cluster.create_topic(&cfg.jobs_topic, 4, 1).unwrap();
+    cluster.create_topic(&cfg.results_topic, 4, 1).unwrap();
+    cluster.create_topic(&cfg.dlq_topic, 1, 1).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let store_url = data.path().display().to_string();
+
+    let mut w1 = spawn_worker(&bootstrap, &store_url, "w1");
+    let mut w2 = spawn_worker(&bootstrap, &store_url, "w2");
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let results = runtime.block_on(async {
+        let store = worker::ModelStore::from_url(&store_url).unwrap();
+        let mut models = Vec::new();
+        for i in 0..8 {
+            let band = models::synth::ring_band(8.0 + f64::from(i) * 0.01, 10.0, 2.0, 24, 8);
+            models.push(store.put(models::to_binary_stl(&band).into()).await.unwrap());
+        }
+        let submitter = Arc::new(worker::KafkaSubmitter::connect(&cfg, true).unwrap());
+        let mut rx = submitter.results();
+        let ids: Vec<String> = (0..40).map(|i| format!("proc-{i}")).collect();
+        for (i, id) in ids.iter().enumerate() {
+            let m = &models[i % 8];
+            let job = Job {
+                v: 1,
+                job_id: id.clone(),
+                model: ModelRef { key: m.key.clone(), sha256: m.sha256.clone(), format: None, units: None },
+                options: JobOptions::default(),
+                submitted_at_ms: worker::now_ms(),
+                deadline_ms: None,
+            };
+            submitter.submit(&job, None).await.unwrap();
+        }
+        let mut got = std::collections::HashMap::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        while got.len() < ids.len() {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Ok(r)) => {
+                    got.entry(r.job_id.clone()).or_insert(r);
+                }
+                _ => break,
+            }
+        }
+        got
+    });
+    assert_eq!(results.len(), 40, "every job answered by the worker processes");
+    assert!(results.values().all(|r| r.error.is_none() && r.quotes.len() == 13));
+    let workers: std::collections::BTreeSet<&str> = results.values().map(|r| r.worker.as_str()).collect();
+    assert!(workers.iter().all(|w| *w == "w1" || *w == "w2"), "{workers:?}");
+
+    // `assay submit` pushes a model by hand and prints its result.
+    let out = Command::new(env!("CARGO_BIN_EXE_assay"))
+        .args(["submit", &root().join("samples/pixelverse_ring.stl").display().to_string(), "--kafka", &bootstrap])
+        .args(["--store", &store_url, "--alloy", "pt950", "--timeout-secs", "90"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["status"], "done");
+    assert_eq!(result["quotes"][0]["alloy"], "pt950");
+    assert_eq!(result["geometry"]["triangles"], 11422);
+
+    // SIGTERM: both drain and exit cleanly.
+    for w in [&mut w1, &mut w2] {
+        let status = terminate(w);
+        let mut log = String::new();
+        use std::io::Read;
+        w.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+        assert!(status.success(), "exit {status:?}: {log}");
+        assert!(log.contains("worker stopped"), "{log}");
+    }
+}
