@@ -31,8 +31,8 @@ pub use units::{Units, UnknownUnits, PLAUSIBLE_MM};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Most triangles a model may have (after glTF instancing). The default, 10 million, is a 500 MB binary
-    /// STL, far more detail than casting can show. Peak memory is about 140 bytes a triangle for a binary STL,
-    /// the file included (276 MB for 2 million triangles).
+    /// STL, far more detail than casting can show. Peak memory of `assay analyze` is about 155 bytes a triangle
+    /// for a binary STL, the file included (309 MB for 2 million triangles).
     pub max_triangles: u64,
     /// Deepest glTF node hierarchy accepted.
     pub max_node_depth: usize,
