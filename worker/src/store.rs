@@ -69,6 +69,11 @@ impl ModelStore {
         Ok(ModelStore { inner, url: url.to_owned() })
     }
 
+    /// A store over any `object_store` backend (`label` names it in logs).
+    pub fn from_object_store(inner: Arc<dyn ObjectStore>, label: &str) -> ModelStore {
+        ModelStore { inner, url: label.to_owned() }
+    }
+
     pub fn url(&self) -> &str {
         &self.url
     }
