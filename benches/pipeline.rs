@@ -1,0 +1,263 @@
+//! The pipeline's speed: jobs per second and submit-to-result latency (p50, p99) through the in-process queue,
+//! librdkafka's mock cluster and (when installed) the tansu broker, with 1 and 2 workers, for a small and a large
+//! model, each repeated (the geometry cache answers) and as distinct models (every job parses).
+//!
+//! `cargo bench --bench pipeline` prints a Markdown table. Jobs are submitted in one burst; latency includes the
+//! wait in the queue. Workers here are run loops inside this process (each with its own cache, as separate
+//! processes would have), so the numbers are the pipeline's, not process start-up's.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::mocking::MockCluster;
+use worker::{InProcessQueue, Job, JobOptions, KafkaConfig, ModelRef, RunOptions, StoredModel, Submitter, WorkerQueue};
+
+struct Case {
+    name: &'static str,
+    models: Vec<StoredModel>,
+    jobs: usize,
+}
+
+struct Row {
+    transport: String,
+    workers: usize,
+    case: &'static str,
+    jobs: usize,
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn rules() -> worker::Rules {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules");
+    worker::Rules::Fixed(Arc::new(pricing_rules::RuleSet::load_dir(&dir).expect("rules")))
+}
+
+/// Submits a case's jobs in one burst and waits for all results.
+async fn measure<S: Submitter>(submitter: &S, case: &Case, tag: &str) -> (f64, Vec<f64>) {
+    let mut rx = submitter.results();
+    let mut sent = HashMap::new();
+    let start = Instant::now();
+    for i in 0..case.jobs {
+        let m = &case.models[i % case.models.len()];
+        let job = Job {
+            v: 1,
+            job_id: format!("{tag}-{i}"),
+            model: ModelRef { key: m.key.clone(), sha256: m.sha256.clone(), format: None, units: None },
+            options: JobOptions { alloys: vec!["18k-yellow".into()], ..JobOptions::default() },
+            submitted_at_ms: worker::now_ms(),
+            deadline_ms: None,
+        };
+        sent.insert(job.job_id.clone(), Instant::now());
+        submitter.submit(&job, None).await.expect("submit");
+    }
+    let mut latencies = Vec::new();
+    while latencies.len() < case.jobs {
+        let r =
+            tokio::time::timeout(Duration::from_secs(600), rx.recv()).await.expect("results in time").expect("feed");
+        if let Some(t) = sent.remove(&r.job_id) {
+            assert!(r.error.is_none(), "{:?}", r.error);
+            latencies.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    (case.jobs as f64 / elapsed, latencies)
+}
+
+#[allow(clippy::too_many_arguments, reason = "a benchmark driver: each argument is one axis of the table")]
+async fn run_case<Q: WorkerQueue, S: Submitter, F: Future<Output = Arc<Q>>>(
+    transport: &str,
+    workers: usize,
+    case: &Case,
+    store: &worker::ModelStore,
+    connect: impl Fn() -> F,
+    submitter: &S,
+    wait_ready: impl Fn(&[Arc<Q>]) -> bool,
+    rows: &mut Vec<Row>,
+) {
+    let mut stops = Vec::new();
+    let mut handles = Vec::new();
+    let mut queues = Vec::new();
+    for w in 0..workers {
+        let q = connect().await;
+        queues.push(q.clone());
+        let ctx = Arc::new(worker::Context::new(&format!("w{w}"), store.clone(), rules()));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        stops.push(tx);
+        handles.push(tokio::spawn(worker::run(q, ctx, RunOptions::default(), async {
+            let _ = rx.await;
+        })));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !wait_ready(&queues) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let tag = format!("{transport}-{workers}-{}-{}", case.name, worker::now_ms());
+    let (per_second, lat) = measure(submitter, case, &tag).await;
+    rows.push(Row {
+        transport: transport.to_owned(),
+        workers,
+        case: case.name,
+        jobs: case.jobs,
+        per_second,
+        p50_ms: percentile(&lat, 0.5),
+        p99_ms: percentile(&lat, 0.99),
+    });
+    for s in stops {
+        let _ = s.send(());
+    }
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
+fn tansu() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/tansu")).filter(|p| p.is_file())
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` asks for a list; this benchmark has no tests
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = worker::ModelStore::from_url(&dir.path().display().to_string()).expect("store");
+        let sample = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples/pixelverse_ring.stl"))
+            .expect("sample");
+        let small = store.put(sample.into()).await.expect("put");
+        let mut small_distinct = Vec::new();
+        for i in 0..100 {
+            let band = models::synth::ring_band(9.0 + f64::from(i) * 0.001, 11.0, 3.0, 120, 48); // 11,520 triangles
+            small_distinct.push(store.put(models::to_binary_stl(&band).into()).await.expect("put"));
+        }
+        let mut large = Vec::new();
+        for i in 0..8 {
+            let band = models::synth::ring_band(9.0 + f64::from(i) * 0.001, 11.0, 3.0, 1000, 250); // 500,000 triangles
+            large.push(store.put(models::to_binary_stl(&band).into()).await.expect("put"));
+        }
+        let cases = [
+            Case { name: "small (11k triangles), repeated", models: vec![small.clone()], jobs: 200 },
+            Case { name: "small (11k triangles), distinct", models: small_distinct, jobs: 100 },
+            Case { name: "large (500k triangles), repeated", models: vec![large[0].clone()], jobs: 16 },
+            Case { name: "large (500k triangles), distinct", models: large, jobs: 8 },
+        ];
+        let mut rows = Vec::new();
+
+        let q = Arc::new(InProcessQueue::new());
+        for workers in [1, 2] {
+            for case in &cases {
+                let qq = q.clone();
+                run_case(
+                    "in-process",
+                    workers,
+                    case,
+                    &store,
+                    || {
+                        let q = qq.clone();
+                        async move { q }
+                    },
+                    &*q,
+                    |_| true,
+                    &mut rows,
+                )
+                .await;
+            }
+        }
+
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        let brokers: Vec<(&str, String)> = {
+            let mut b = vec![("mock cluster", cluster.bootstrap_servers())];
+            if let Some(t) = tansu() {
+                let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+                let url = format!("tcp://127.0.0.1:{port}");
+                let child = std::process::Command::new(t)
+                    .args([
+                        "broker",
+                        "--listener-url",
+                        &url,
+                        "--advertised-listener-url",
+                        &url,
+                        "--storage-engine",
+                        "memory://tansu/",
+                    ])
+                    .current_dir(dir.path())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .expect("tansu");
+                std::mem::forget(child); // ends with this process
+                while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                b.push(("tansu broker", format!("127.0.0.1:{port}")));
+            } else {
+                eprintln!("tansu is not installed: broker rows skipped (scripts/install-tansu.sh)");
+            }
+            b
+        };
+        for (name, bootstrap) in brokers {
+            for workers in [1, 2] {
+                for (c, case) in cases.iter().enumerate() {
+                    // A fresh group and topics per run, so no run inherits another's backlog.
+                    let mut cfg = KafkaConfig::new(&bootstrap);
+                    let suffix = format!("{}-{workers}-{c}", name.replace(' ', "-"));
+                    cfg.jobs_topic = format!("bench.jobs.{suffix}");
+                    cfg.results_topic = format!("bench.results.{suffix}");
+                    cfg.dlq_topic = format!("bench.dlq.{suffix}");
+                    cfg.group_id = format!("bench-{suffix}");
+                    cfg.partitions = 4;
+                    cfg.session_timeout_ms = 6000;
+                    if name == "mock cluster" {
+                        cluster.create_topic(&cfg.jobs_topic, 4, 1).expect("topic");
+                        cluster.create_topic(&cfg.results_topic, 4, 1).expect("topic");
+                        cluster.create_topic(&cfg.dlq_topic, 1, 1).expect("topic");
+                    } else {
+                        worker::ensure_topics(&cfg).await.expect("topics");
+                    }
+                    let submitter = worker::KafkaSubmitter::connect(&cfg, true).expect("submitter");
+                    let c2 = cfg.clone();
+                    run_case(
+                        name,
+                        workers,
+                        case,
+                        &store,
+                        || {
+                            let cfg = c2.clone();
+                            async move { Arc::new(worker::KafkaWorkerQueue::connect(&cfg).expect("connect")) }
+                        },
+                        &submitter,
+                        |qs: &[Arc<worker::KafkaWorkerQueue>]| qs.iter().all(|q| q.assigned_partitions() > 0),
+                        &mut rows,
+                    )
+                    .await;
+                }
+            }
+        }
+
+        println!("| transport | workers | jobs | jobs/s | p50 latency (ms) | p99 latency (ms) |");
+        println!("|---|---|---|---|---|---|");
+        for r in rows {
+            println!(
+                "| {} | {} | {} × {} | {:.1} | {:.1} | {:.1} |",
+                r.transport, r.workers, r.jobs, r.case, r.per_second, r.p50_ms, r.p99_ms
+            );
+        }
+        println!(
+            "\n{} cores; each worker runs {} jobs at once; jobs submitted in one burst.",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            RunOptions::default().concurrency
+        );
+    });
+}
