@@ -122,9 +122,8 @@ async fn run_case<Q: WorkerQueue, S: Submitter, F: Future<Output = Arc<Q>>>(
     }
 }
 
-fn tansu() -> Option<PathBuf> {
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/tansu")).filter(|p| p.is_file())
-}
+#[path = "../tests/support/tansu.rs"]
+mod tansu;
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -179,29 +178,10 @@ fn main() {
         let cluster = MockCluster::new(1).expect("mock cluster");
         let brokers: Vec<(&str, String)> = {
             let mut b = vec![("mock cluster", cluster.bootstrap_servers())];
-            if let Some(t) = tansu() {
-                let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-                let url = format!("tcp://127.0.0.1:{port}");
-                let child = std::process::Command::new(t)
-                    .args([
-                        "broker",
-                        "--listener-url",
-                        &url,
-                        "--advertised-listener-url",
-                        &url,
-                        "--storage-engine",
-                        "memory://tansu/",
-                    ])
-                    .current_dir(dir.path())
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .spawn()
-                    .expect("tansu");
-                std::mem::forget(child); // ends with this process
-                while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                b.push(("tansu broker", format!("127.0.0.1:{port}")));
+            if let Some(t) = tansu::installed() {
+                let broker = tansu::start(&t, dir.path());
+                b.push(("tansu broker", broker.bootstrap.clone()));
+                std::mem::forget(broker); // runs until this process ends
             } else {
                 eprintln!("tansu is not installed: broker rows skipped (scripts/install-tansu.sh)");
             }

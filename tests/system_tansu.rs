@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -23,16 +22,10 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn tansu() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("TANSU").map(PathBuf::from),
-        std::env::var_os("TANSU_ROOT").map(|r| PathBuf::from(r).join("bin/tansu")),
-        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/tansu")),
-    ];
-    candidates.into_iter().flatten().find(|p| p.is_file())
-}
+#[path = "support/tansu.rs"]
+mod tansu;
 
-/// Kills the child when dropped, so a failing test leaves no broker or worker behind.
+/// Kills the child when dropped, so a failing test leaves no worker behind.
 struct Guard(Child);
 
 impl Drop for Guard {
@@ -40,10 +33,6 @@ impl Drop for Guard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn spawn_worker(bootstrap: &str, store: &str, name: &str) -> Guard {
@@ -77,7 +66,7 @@ fn real_models() -> Vec<Vec<u8>> {
 
 #[test]
 fn five_hundred_jobs_two_worker_processes_one_killed() {
-    let Some(tansu) = tansu() else {
+    let Some(tansu) = tansu::installed() else {
         assert!(
             std::env::var_os("CI").is_none(),
             "tansu is not installed: .ci/run installs it with scripts/install-tansu.sh"
@@ -85,32 +74,9 @@ fn five_hundred_jobs_two_worker_processes_one_killed() {
         let _ = writeln!(std::io::stderr(), "skipped: tansu is not installed (scripts/install-tansu.sh installs it)");
         return;
     };
-    let port = free_port();
-    let bootstrap = format!("127.0.0.1:{port}");
-    let url = format!("tcp://{bootstrap}");
     let work = tempfile::tempdir().unwrap();
-    let _broker = Guard(
-        Command::new(&tansu)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .current_dir(work.path()) // tansu reads a .env in its working directory: give it an empty one
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(&bootstrap).is_err() {
-        assert!(Instant::now() < deadline, "tansu did not listen on {bootstrap}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let broker = tansu::start(&tansu, work.path());
+    let bootstrap = broker.bootstrap.clone();
 
     let mut cfg = KafkaConfig::new(&bootstrap);
     cfg.partitions = 6;

@@ -453,25 +453,7 @@ mod tests {
         assert!((a - b).abs() <= 1e-12 * b.abs(), "{a} != {b}");
     }
 
-    /// A cube from 0 to `s`, 12 triangles wound outwards.
-    fn cube(s: f64) -> Mesh {
-        let p = (0..8).map(|i| [(i & 1) as f64 * s, ((i >> 1) & 1) as f64 * s, ((i >> 2) & 1) as f64 * s]).collect();
-        let t = vec![
-            [0, 2, 1],
-            [1, 2, 3],
-            [4, 5, 6],
-            [5, 7, 6],
-            [0, 1, 4],
-            [1, 5, 4],
-            [2, 6, 3],
-            [3, 6, 7],
-            [0, 4, 2],
-            [2, 4, 6],
-            [1, 3, 5],
-            [3, 7, 5],
-        ];
-        Mesh::from_indexed(p, t).expect("valid cube")
-    }
+    use crate::synth::cube;
 
     #[test]
     fn closed_cube() {

@@ -1,4 +1,4 @@
-//! Deterministic meshes made by program: closed ring bands of any size, for benchmarks and tests.
+//! Deterministic meshes made by program: closed ring bands of any size and cubes, for benchmarks and tests.
 
 use std::f64::consts::TAU;
 
@@ -30,6 +30,28 @@ pub fn ring_band(inner: f64, outer: f64, width: f64, around: u32, profile: u32) 
             triangles.push([at(i, j), at(i + 1, j + 1), at(i, j + 1)]);
         }
     }
+    Mesh { positions, triangles, ..Mesh::default() }
+}
+
+/// An axis-aligned cube from the origin to `side` mm on every axis: 8 vertices, 12 triangles wound outwards.
+pub fn cube(side: f64) -> Mesh {
+    let positions = (0..8u32)
+        .map(|i| [f64::from(i & 1) * side, f64::from((i >> 1) & 1) * side, f64::from((i >> 2) & 1) * side])
+        .collect();
+    let triangles = vec![
+        [0, 2, 1],
+        [1, 2, 3],
+        [4, 5, 6],
+        [5, 7, 6],
+        [0, 1, 4],
+        [1, 5, 4],
+        [2, 6, 3],
+        [3, 6, 7],
+        [0, 4, 2],
+        [2, 4, 6],
+        [1, 3, 5],
+        [3, 7, 5],
+    ];
     Mesh { positions, triangles, ..Mesh::default() }
 }
 

@@ -102,21 +102,5 @@ pub fn with(file: &str, text: &str) -> Vec<(String, String)> {
 
 /// The report of a closed cube of `side` mm (volume side³ mm³, area 6·side² mm²).
 pub fn cube(side: f64) -> models::Report {
-    let p =
-        (0..8).map(|i| [(i & 1) as f64 * side, ((i >> 1) & 1) as f64 * side, ((i >> 2) & 1) as f64 * side]).collect();
-    let t = vec![
-        [0, 2, 1],
-        [1, 2, 3],
-        [4, 5, 6],
-        [5, 7, 6],
-        [0, 1, 4],
-        [1, 5, 4],
-        [2, 6, 3],
-        [3, 6, 7],
-        [0, 4, 2],
-        [2, 4, 6],
-        [1, 3, 5],
-        [3, 7, 5],
-    ];
-    models::analyze(&models::Mesh::from_indexed(p, t).expect("cube"))
+    models::analyze(&models::synth::cube(side))
 }

@@ -1,0 +1,59 @@
+//! Starting the tansu broker for a test or a benchmark: where it is installed, and a child process on a free
+//! loopback port that is killed when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The installed tansu (`$TANSU`, `$TANSU_ROOT/bin/tansu` or `~/.cargo/bin/tansu`), if any.
+pub fn installed() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("TANSU").map(PathBuf::from),
+        std::env::var_os("TANSU_ROOT").map(|r| PathBuf::from(r).join("bin/tansu")),
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/tansu")),
+    ];
+    candidates.into_iter().flatten().find(|p| p.is_file())
+}
+
+/// A running broker; killed when dropped.
+pub struct Broker {
+    child: Child,
+    pub bootstrap: String,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts tansu with in-memory storage on a free loopback port, in `workdir` (tansu reads a `.env` there), and
+/// waits until it accepts connections.
+pub fn start(tansu: &Path, workdir: &Path) -> Broker {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
+    let bootstrap = format!("127.0.0.1:{port}");
+    let url = format!("tcp://{bootstrap}");
+    let child = Command::new(tansu)
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ])
+        .current_dir(workdir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tansu");
+    let broker = Broker { child, bootstrap };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(&broker.bootstrap).is_err() {
+        assert!(Instant::now() < deadline, "tansu did not listen on {}", broker.bootstrap);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    broker
+}
