@@ -107,7 +107,11 @@ async fn run_case<Q: WorkerQueue, S: Submitter, F: Future<Output = Arc<Q>>>(
     while !wait_ready(&queues) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let tag = format!("{transport}-{workers}-{}-{}", case.name, worker::now_ms());
+    // Job ids allow [A-Za-z0-9_-] only.
+    let tag: String = format!("{transport}-{workers}-{}-{}", case.name, worker::now_ms())
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
     eprintln!("{transport}, {workers} worker(s): {}", case.name);
     let (per_second, lat) = measure(submitter, case, &tag).await.unwrap_or((f64::NAN, Vec::new()));
     rows.push(Row {
