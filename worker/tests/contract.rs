@@ -11,11 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use rdkafka::mocking::MockCluster;
-use worker::{
-    InProcessQueue, JobResult, KafkaConfig, KafkaSubmitter, KafkaWorkerQueue, RunOptions, Status, Submitter,
-    WorkerQueue,
-};
+use worker::{InProcessQueue, JobResult, KafkaSubmitter, KafkaWorkerQueue, RunOptions, Status, Submitter, WorkerQueue};
 
 type BoxFut<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
@@ -117,20 +113,9 @@ async fn in_process_transport() {
     assert_eq!(q.in_flight(), 0, "every delivery was acknowledged");
 }
 
-pub fn mock_cluster() -> (MockCluster<'static, rdkafka::producer::DefaultProducerContext>, KafkaConfig) {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    let mut cfg = KafkaConfig::new(&cluster.bootstrap_servers());
-    cfg.session_timeout_ms = 6000;
-    cfg.partitions = 4;
-    cluster.create_topic(&cfg.jobs_topic, 4, 1).expect("jobs topic");
-    cluster.create_topic(&cfg.results_topic, 4, 1).expect("results topic");
-    cluster.create_topic(&cfg.dlq_topic, 1, 1).expect("dlq topic");
-    (cluster, cfg)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_transport_on_the_mock_cluster() {
-    let (_cluster, cfg) = mock_cluster();
+    let (_cluster, cfg) = mock_cluster("assay-workers");
     worker::ensure_topics(&cfg).await.expect("topics exist already, nothing to create");
     let raw_cfg = cfg.clone();
     let t = Transport {

@@ -10,20 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use rdkafka::mocking::MockCluster;
-use worker::{KafkaConfig, KafkaSubmitter, KafkaWorkerQueue, RunOptions, Status, Submitter, WorkerQueue};
-
-fn cluster(group: &str) -> (MockCluster<'static, rdkafka::producer::DefaultProducerContext>, KafkaConfig) {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    let mut cfg = KafkaConfig::new(&cluster.bootstrap_servers());
-    cfg.group_id = group.into();
-    cfg.session_timeout_ms = 6000;
-    cfg.partitions = 4;
-    cluster.create_topic(&cfg.jobs_topic, 4, 1).unwrap();
-    cluster.create_topic(&cfg.results_topic, 4, 1).unwrap();
-    cluster.create_topic(&cfg.dlq_topic, 1, 1).unwrap();
-    (cluster, cfg)
-}
+use worker::{KafkaSubmitter, KafkaWorkerQueue, RunOptions, Status, Submitter, WorkerQueue};
 
 async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -42,7 +29,7 @@ fn stopper() -> (tokio::sync::oneshot::Sender<()>, impl std::future::Future<Outp
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_in_one_group_share_the_jobs() {
-    let (_c, cfg) = cluster("share");
+    let (_c, cfg) = mock_cluster("share");
     let fx = Fixture::new();
     let mut models = Vec::new();
     for i in 0..8 {
@@ -76,7 +63,7 @@ async fn two_workers_in_one_group_share_the_jobs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_down_for_a_few_seconds_delays_jobs_but_loses_none() {
-    let (c, cfg) = cluster("outage");
+    let (c, cfg) = mock_cluster("outage");
     let fx = Fixture::new();
     let ring = fx.put(sample()).await;
     let q = Arc::new(KafkaWorkerQueue::connect(&cfg).unwrap());
@@ -110,7 +97,7 @@ async fn a_broker_down_for_a_few_seconds_delays_jobs_but_loses_none() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_dropped_mid_job_has_its_jobs_finished_by_another() {
-    let (_c, cfg) = cluster("handover");
+    let (_c, cfg) = mock_cluster("handover");
     let fx = Fixture::new();
     let ring = fx.put(sample()).await;
     let submitter = KafkaSubmitter::connect(&cfg, true).unwrap();
@@ -143,7 +130,7 @@ async fn a_worker_dropped_mid_job_has_its_jobs_finished_by_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_delivered_twice_gets_one_answer() {
-    let (_c, cfg) = cluster("twice");
+    let (_c, cfg) = mock_cluster("twice");
     let fx = Fixture::new();
     let ring = fx.put(sample()).await;
     let q = Arc::new(KafkaWorkerQueue::connect(&cfg).unwrap());

@@ -7,8 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rdkafka::mocking::MockCluster;
 use tokio::sync::broadcast;
-use worker::{Context, Job, JobOptions, JobResult, ModelRef, ModelStore, Rules, StoredModel};
+use worker::{Context, Job, JobOptions, JobResult, KafkaConfig, ModelRef, ModelStore, Rules, StoredModel};
 
 pub fn rules() -> Rules {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
@@ -73,4 +74,17 @@ pub async fn collect(
         }
     }
     got
+}
+
+/// An in-process Kafka-protocol cluster with the three topics (4 job partitions) and a config for `group`.
+pub fn mock_cluster(group: &str) -> (MockCluster<'static, rdkafka::producer::DefaultProducerContext>, KafkaConfig) {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let mut cfg = KafkaConfig::new(&cluster.bootstrap_servers());
+    cfg.group_id = group.into();
+    cfg.session_timeout_ms = 6000;
+    cfg.partitions = 4;
+    cluster.create_topic(&cfg.jobs_topic, 4, 1).expect("jobs topic");
+    cluster.create_topic(&cfg.results_topic, 4, 1).expect("results topic");
+    cluster.create_topic(&cfg.dlq_topic, 1, 1).expect("dlq topic");
+    (cluster, cfg)
 }
