@@ -17,6 +17,7 @@ pub struct InProcessQueue {
     in_flight: Mutex<HashMap<u64, Delivery>>,
     next_id: AtomicU64,
     results: broadcast::Sender<JobResult>,
+    updates: broadcast::Sender<JobResult>,
     dead: Mutex<Vec<(Vec<u8>, String)>>,
 }
 
@@ -34,7 +35,8 @@ impl InProcessQueue {
             rx: tokio::sync::Mutex::new(rx),
             in_flight: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
-            results: broadcast::channel(4096).0,
+            results: broadcast::channel(65_536).0,
+            updates: broadcast::channel(65_536).0,
             dead: Mutex::new(Vec::new()),
         }
     }
@@ -71,8 +73,15 @@ impl WorkerQueue for InProcessQueue {
 
     async fn publish(&self, result: &JobResult, _traceparent: Option<&str>) -> Result<(), QueueError> {
         // No subscriber is not an error: the result is simply not awaited.
-        let _ = self.results.send(result.clone());
+        let _ = self.updates.send(result.clone());
+        if result.status.is_final() {
+            let _ = self.results.send(result.clone());
+        }
         Ok(())
+    }
+
+    async fn progress(&self, update: &JobResult, _traceparent: Option<&str>) {
+        let _ = self.updates.send(update.clone());
     }
 
     async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<(), QueueError> {
@@ -104,5 +113,9 @@ impl Submitter for InProcessQueue {
 
     fn results(&self) -> broadcast::Receiver<JobResult> {
         self.results.subscribe()
+    }
+
+    fn updates(&self) -> broadcast::Receiver<JobResult> {
+        self.updates.subscribe()
     }
 }

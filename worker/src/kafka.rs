@@ -265,6 +265,18 @@ impl WorkerQueue for KafkaWorkerQueue {
         Ok(())
     }
 
+    async fn progress(&self, update: &JobResult, traceparent: Option<&str>) {
+        let Ok(payload) = serde_json::to_vec(update) else { return };
+        let record = FutureRecord::to(&self.cfg.results_topic)
+            .key(&update.job_id)
+            .payload(&payload)
+            .headers(traceparent_header(traceparent));
+        // Queued, not awaited: the job's result follows on the same key, hence the same partition, in order.
+        if let Err((e, _)) = self.producer.send_result(record) {
+            tracing::debug!(job.id = %update.job_id, error = %e, "progress message not sent");
+        }
+    }
+
     async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<(), QueueError> {
         let headers = traceparent_header(delivery.traceparent.as_deref())
             .insert(Header { key: "assay-dlq-reason", value: Some(reason) });
@@ -303,6 +315,7 @@ pub struct KafkaSubmitter {
     cfg: KafkaConfig,
     producer: FutureProducer,
     results: broadcast::Sender<JobResult>,
+    updates: broadcast::Sender<JobResult>,
     _reader: tokio::task::JoinHandle<()>,
 }
 
@@ -316,6 +329,7 @@ impl KafkaSubmitter {
     /// Connects; results are read from the start of the compacted topic (`from_start`) or from now on.
     pub fn connect(cfg: &KafkaConfig, from_start: bool) -> Result<KafkaSubmitter, QueueError> {
         let (tx, _) = broadcast::channel(65_536);
+        let (updates_tx, _) = broadcast::channel(65_536);
         let mut c = cfg.client();
         // A reader of its own: every gateway sees every result.
         c.set("group.id", format!("{}-results-{}-{}", cfg.group_id, std::process::id(), crate::now_ms()))
@@ -323,13 +337,16 @@ impl KafkaSubmitter {
             .set("auto.offset.reset", if from_start { "earliest" } else { "latest" });
         let consumer: StreamConsumer = c.create().map_err(kafka)?;
         consumer.subscribe(&[&cfg.results_topic]).map_err(kafka)?;
-        let sender = tx.clone();
+        let (sender, updates) = (tx.clone(), updates_tx.clone());
         let reader = tokio::spawn(async move {
             loop {
                 match consumer.recv().await {
                     Ok(m) => match m.payload().map(serde_json::from_slice::<JobResult>) {
                         Some(Ok(r)) => {
-                            let _ = sender.send(r);
+                            let _ = updates.send(r.clone());
+                            if r.status.is_final() {
+                                let _ = sender.send(r);
+                            }
                         }
                         Some(Err(e)) => tracing::warn!(error = %e, "undecodable result message"),
                         None => {}
@@ -341,7 +358,13 @@ impl KafkaSubmitter {
                 }
             }
         });
-        Ok(KafkaSubmitter { cfg: cfg.clone(), producer: cfg.producer()?, results: tx, _reader: reader })
+        Ok(KafkaSubmitter {
+            cfg: cfg.clone(),
+            producer: cfg.producer()?,
+            results: tx,
+            updates: updates_tx,
+            _reader: reader,
+        })
     }
 }
 
@@ -364,6 +387,10 @@ impl Submitter for KafkaSubmitter {
 
     fn results(&self) -> broadcast::Receiver<JobResult> {
         self.results.subscribe()
+    }
+
+    fn updates(&self) -> broadcast::Receiver<JobResult> {
+        self.updates.subscribe()
     }
 }
 

@@ -84,8 +84,17 @@ impl From<&JobOptions> for pricing_rules::QuoteRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    /// A progress message: a worker has started the job. Not a result: a final `done` or `failed` follows.
+    Running,
     Done,
     Failed,
+}
+
+impl Status {
+    /// Whether this is a job's answer (`done` or `failed`) rather than progress.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Status::Running)
+    }
 }
 
 /// Milliseconds each stage took. `queue_wait` is from submission to the start of work.
@@ -134,6 +143,25 @@ pub struct JobResult {
 }
 
 impl JobResult {
+    /// The progress message a worker sends when it starts a job.
+    pub fn running(job_id: &str, worker: &str, trace_id: Option<String>) -> JobResult {
+        JobResult {
+            v: VERSION,
+            job_id: job_id.to_owned(),
+            status: Status::Running,
+            rules_version: None,
+            prices_date: None,
+            geometry: None,
+            quotes: Vec::new(),
+            detected_stones: Vec::new(),
+            warnings: Vec::new(),
+            timings_ms: Timings::default(),
+            worker: worker.to_owned(),
+            trace_id,
+            error: None,
+        }
+    }
+
     pub fn failed(job_id: &str, worker: &str, code: &str, message: impl Into<String>) -> JobResult {
         JobResult {
             v: VERSION,

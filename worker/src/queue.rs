@@ -45,6 +45,9 @@ pub trait WorkerQueue: Send + Sync + 'static {
         result: &JobResult,
         traceparent: Option<&str>,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
+    /// Tells whoever waits that a worker has started a job (a `running` message). Best effort, not awaited
+    /// durably: losing it only delays the news until the result.
+    fn progress(&self, update: &JobResult, traceparent: Option<&str>) -> impl Future<Output = ()> + Send;
     /// Puts an undecodable message on the dead-letter queue with the reason.
     fn dead_letter(&self, delivery: &Delivery, reason: &str) -> impl Future<Output = Result<(), QueueError>> + Send;
     /// Marks a delivery finished, so it may be committed.
@@ -57,6 +60,9 @@ pub trait WorkerQueue: Send + Sync + 'static {
 pub trait Submitter: Send + Sync + 'static {
     /// Queues a job (keyed by its model's SHA-256, so repeats of a model meet the same worker's cache).
     fn submit(&self, job: &Job, traceparent: Option<&str>) -> impl Future<Output = Result<(), QueueError>> + Send;
-    /// Every result published from now on (and, for Kafka, those still in the compacted topic).
+    /// Every final result (`done` or `failed`) published from now on (and, for Kafka, those still in the
+    /// compacted topic).
     fn results(&self) -> tokio::sync::broadcast::Receiver<JobResult>;
+    /// Every message about jobs: `running` progress and final results, in the order they arrive.
+    fn updates(&self) -> tokio::sync::broadcast::Receiver<JobResult>;
 }

@@ -95,6 +95,8 @@ async fn handle<Q: WorkerQueue>(queue: &Q, ctx: &Context, d: Delivery) {
     let result = match decode_job(&d.payload) {
         Ok(job) => {
             tracing::info!(job.id = %job.job_id, model = %job.model.sha256, "job started");
+            let running = JobResult::running(&job.job_id, &ctx.name, crate::job::trace_id(d.traceparent.as_deref()));
+            queue.progress(&running, d.traceparent.as_deref()).await;
             process(ctx, &job, d.traceparent.as_deref()).await
         }
         Err(bad) => {

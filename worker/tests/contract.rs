@@ -27,6 +27,7 @@ async fn contract<W: WorkerQueue, S: Submitter>(t: Transport<W, S>, within: Dura
     let ring = fx.put(sample()).await;
     let garbage = fx.put(b"solid x\nfacet normal 0 0 1\nouter loop\nvertex 1 2\n".to_vec()).await;
     let mut results = t.submitter.results();
+    let mut updates = t.submitter.updates();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(worker::run(
         t.worker.clone(),
@@ -88,6 +89,18 @@ async fn contract<W: WorkerQueue, S: Submitter>(t: Transport<W, S>, within: Dura
     // The repeated model came from the cache: nine of the ten ok jobs did no parsing.
     let parsed = (0..10).filter(|i| first(&format!("ok-{i}")).timings_ms.parse > 0.0).count();
     assert!(parsed <= 4, "{parsed} of 10 parsed the same model (concurrency 4 can race at most 4)");
+
+    // Progress: every started job said `running` before its answer, and `results()` carried answers only.
+    assert!(got.values().flatten().all(|r| r.status.is_final()));
+    let mut seen: std::collections::HashMap<String, Vec<Status>> = Default::default();
+    while let Ok(u) = updates.try_recv() {
+        seen.entry(u.job_id.clone()).or_default().push(u.status);
+    }
+    for i in 0..10 {
+        let statuses = &seen[&format!("ok-{i}")];
+        assert_eq!(statuses.first(), Some(&Status::Running), "ok-{i}: {statuses:?}");
+        assert_eq!(statuses.last(), Some(&Status::Done), "ok-{i}: {statuses:?}");
+    }
 
     let _ = stop_tx.send(());
     let stats = run.await.unwrap();
