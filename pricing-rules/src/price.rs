@@ -4,7 +4,7 @@
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
-use crate::load::{Alloy, RuleSet};
+use crate::load::{Alloy, RuleSet, Segment};
 
 /// What a shop asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,7 +137,13 @@ fn dec(v: f64, dp: u32) -> Decimal {
 impl RuleSet {
     /// Prices a measured model. Gem materials (by the stones' `material_patterns`) are excluded from the metal
     /// and each gem shell is set as one stone.
-    pub fn price(&self, geometry: &models::Report, request: &QuoteRequest) -> Result<Quotes, PriceError> {
+    /// Checks what a request asks for against these rules (quantity, segment, alloys, stones) without a model,
+    /// so a gateway can refuse a bad request before the job is queued. `price` makes the same checks.
+    pub fn check_request(&self, request: &QuoteRequest) -> Result<(), PriceError> {
+        self.requested(request).map(|_| ())
+    }
+
+    fn requested(&self, request: &QuoteRequest) -> Result<(&Segment, Vec<&Alloy>), PriceError> {
         if request.quantity == 0 {
             return Err(PriceError::ZeroQuantity);
         }
@@ -164,6 +170,13 @@ impl RuleSet {
                 return Err(PriceError::UnknownStone { id: s.kind.clone(), known: known(self.stones.keys()) });
             }
         }
+        Ok((segment, alloys))
+    }
+
+    /// Prices a measured model. Gem materials (by the stones' `material_patterns`) are excluded from the metal
+    /// and each gem shell is set as one stone.
+    pub fn price(&self, geometry: &models::Report, request: &QuoteRequest) -> Result<Quotes, PriceError> {
+        let (segment, alloys) = self.requested(request)?;
 
         let mut detected = Vec::new();
         let mut gem_volume = 0.0;

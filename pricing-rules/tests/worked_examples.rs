@@ -148,6 +148,12 @@ fn requests_the_rules_cannot_price_say_what_is_allowed() {
     assert_eq!(e.to_string(), "unknown segment \"vip\": expected one of b2b, b2c");
     let e = rules.price(&cube(10.0), &request("pd950", "b2b", 0)).unwrap_err();
     assert_eq!(e.code(), "invalid_quantity");
+    // The same checks without a model, as a gateway makes them before queuing a job.
+    for (alloy, segment, qty) in [("19k", "b2c", 1), ("pd950", "vip", 1), ("pd950", "b2b", 0)] {
+        let req = request(alloy, segment, qty);
+        assert_eq!(rules.check_request(&req), rules.price(&cube(10.0), &req).map(|_| ()));
+    }
+    assert_eq!(rules.check_request(&request("pd950", "b2b", 3)), Ok(()));
     let mut inverted = cube(10.0);
     inverted.volume_mm3 = -1000.0;
     let e = rules.price(&inverted, &request("pd950", "b2b", 1)).unwrap_err();

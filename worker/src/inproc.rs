@@ -115,6 +115,13 @@ impl Submitter for InProcessQueue {
         self.results.subscribe()
     }
 
+    async fn ready(&self) -> Result<(), QueueError> {
+        if self.tx.is_closed() {
+            return Err(QueueError::Closed);
+        }
+        Ok(())
+    }
+
     fn updates(&self) -> broadcast::Receiver<JobResult> {
         self.updates.subscribe()
     }

@@ -392,6 +392,24 @@ impl Submitter for KafkaSubmitter {
     fn updates(&self) -> broadcast::Receiver<JobResult> {
         self.updates.subscribe()
     }
+
+    async fn ready(&self) -> Result<(), QueueError> {
+        let producer = self.producer.clone();
+        let topic = self.cfg.jobs_topic.clone();
+        // librdkafka's metadata call blocks: keep it off the runtime's threads.
+        let metadata = tokio::task::spawn_blocking(move || {
+            producer.client().fetch_metadata(Some(&topic), Duration::from_secs(2)).map(|m| {
+                m.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+            })
+        })
+        .await
+        .map_err(|e| QueueError::Kafka(e.to_string()))?;
+        match metadata {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(QueueError::Kafka(format!("topic {} is missing", self.cfg.jobs_topic))),
+            Err(e) => Err(kafka(e)),
+        }
+    }
 }
 
 /// Sends raw bytes to the jobs topic: what a broken or hostile client might send (for tests and tools).

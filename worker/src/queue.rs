@@ -63,6 +63,8 @@ pub trait Submitter: Send + Sync + 'static {
     /// Every final result (`done` or `failed`) published from now on (and, for Kafka, those still in the
     /// compacted topic).
     fn results(&self) -> tokio::sync::broadcast::Receiver<JobResult>;
+    /// Whether jobs can be queued now (for readiness checks): the broker answers, the topics exist.
+    fn ready(&self) -> impl Future<Output = Result<(), QueueError>> + Send;
     /// Every message about jobs: `running` progress and final results, in the order they arrive.
     fn updates(&self) -> tokio::sync::broadcast::Receiver<JobResult>;
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use object_store::path::Path as StorePath;
-use object_store::{ObjectStore, PutPayload};
+use object_store::{ObjectStore, PutPayload, WriteMultipart};
 use sha2::{Digest, Sha256};
 
 /// Why a model could not be read or written.
@@ -94,6 +94,27 @@ impl ModelStore {
         Ok(StoredModel { key, sha256, size })
     }
 
+    /// Starts a streamed upload: bytes go to a temporary object while their SHA-256 is computed, and
+    /// [`Upload::finish`] moves them to `models/<sha256>`. The model is never held whole in memory.
+    pub async fn begin_upload(&self) -> Result<Upload, StoreError> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let tmp = Self::path(&format!(
+            "uploads/{}-{}-{}",
+            crate::now_ms(),
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let upload = self.inner.put_multipart(&tmp).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(Upload {
+            store: self.inner.clone(),
+            tmp,
+            writer: Some(WriteMultipart::new_with_chunk_size(upload, 5 << 20)),
+            hasher: Sha256::new(),
+            size: 0,
+        })
+    }
+
     /// Reads a model and checks its hash.
     pub async fn get(&self, key: &str, sha256: &str) -> Result<Bytes, StoreError> {
         let result = self.inner.get(&Self::path(key)).await.map_err(|e| match e {
@@ -114,5 +135,96 @@ impl ModelStore {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(StoreError::Unavailable(e.to_string())),
         }
+    }
+}
+
+/// A model being written to the store; see [`ModelStore::begin_upload`]. Dropped unfinished, it is aborted.
+pub struct Upload {
+    store: Arc<dyn ObjectStore>,
+    tmp: StorePath,
+    writer: Option<WriteMultipart>,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upload").field("tmp", &self.tmp).field("size", &self.size).finish_non_exhaustive()
+    }
+}
+
+impl Upload {
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends a chunk, waiting while too many parts are in flight (so memory stays bounded).
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
+        let writer = self.writer.as_mut().ok_or_else(|| StoreError::Unavailable("upload already ended".into()))?;
+        writer.wait_for_capacity(2).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        writer.write(chunk);
+        self.hasher.update(chunk);
+        self.size += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Completes the upload and stores the model under its hash; the same bytes twice are one object.
+    pub async fn finish(mut self) -> Result<StoredModel, StoreError> {
+        let writer = self.writer.take().ok_or_else(|| StoreError::Unavailable("upload already ended".into()))?;
+        let unavailable = |e: object_store::Error| StoreError::Unavailable(e.to_string());
+        writer.finish().await.map_err(unavailable)?;
+        let sha256: String = std::mem::take(&mut self.hasher).finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let key = format!("models/{sha256}");
+        self.store.rename(&self.tmp, &ModelStore::path(&key)).await.map_err(unavailable)?;
+        Ok(StoredModel { key, sha256, size: self.size })
+    }
+
+    /// Gives the upload up, removing what was written.
+    pub async fn abort(mut self) {
+        if let Some(writer) = self.writer.take() {
+            if let Err(e) = writer.abort().await {
+                tracing::debug!(error = %e, "aborting an upload");
+            }
+        }
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        // A client that disconnects mid-upload drops the request future: clean up off the request.
+        if let Some(writer) = self.writer.take() {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = writer.abort().await;
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_streamed_upload_lands_under_its_hash_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ModelStore::from_url(&dir.path().display().to_string()).expect("store");
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let mut up = store.begin_upload().await.expect("begin");
+        for chunk in bytes.chunks(64 * 1024 + 3) {
+            up.write(chunk).await.expect("write");
+        }
+        let stored = up.finish().await.expect("finish");
+        assert_eq!(stored.sha256, sha256_hex(&bytes));
+        assert_eq!(stored.size, bytes.len() as u64);
+        assert_eq!(store.get(&stored.key, &stored.sha256).await.expect("get"), bytes);
+        assert_eq!(std::fs::read_dir(dir.path().join("uploads")).map(|d| d.count()).unwrap_or(0), 0);
+
+        let mut up = store.begin_upload().await.expect("begin");
+        up.write(b"half a model").await.expect("write");
+        up.abort().await;
+        assert_eq!(std::fs::read_dir(dir.path().join("uploads")).map(|d| d.count()).unwrap_or(0), 0);
     }
 }

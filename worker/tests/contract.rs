@@ -28,6 +28,7 @@ async fn contract<W: WorkerQueue, S: Submitter>(t: Transport<W, S>, within: Dura
     let garbage = fx.put(b"solid x\nfacet normal 0 0 1\nouter loop\nvertex 1 2\n".to_vec()).await;
     let mut results = t.submitter.results();
     let mut updates = t.submitter.updates();
+    t.submitter.ready().await.expect("the transport is ready");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(worker::run(
         t.worker.clone(),
