@@ -162,6 +162,8 @@ pub async fn process(ctx: &Context, job: &Job, traceparent: Option<&str>) -> Job
                     status: Status::Done,
                     rules_version: Some(q.rules_version),
                     prices_date: Some(q.prices_date),
+                    segment: Some(q.segment),
+                    quantity: Some(q.quantity),
                     geometry: Some((*report).clone()),
                     quotes: q.quotes,
                     detected_stones: q.detected_stones,

@@ -125,6 +125,11 @@ pub struct JobResult {
     pub rules_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prices_date: Option<String>,
+    /// The customer segment and the quantity the quotes are for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub geometry: Option<models::Report>,
     #[serde(default)]
@@ -151,6 +156,8 @@ impl JobResult {
             status: Status::Running,
             rules_version: None,
             prices_date: None,
+            segment: None,
+            quantity: None,
             geometry: None,
             quotes: Vec::new(),
             detected_stones: Vec::new(),
@@ -169,6 +176,8 @@ impl JobResult {
             status: Status::Failed,
             rules_version: None,
             prices_date: None,
+            segment: None,
+            quantity: None,
             geometry: None,
             quotes: Vec::new(),
             detected_stones: Vec::new(),

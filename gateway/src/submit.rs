@@ -1,0 +1,569 @@
+//! `POST /v1/quotes`: read the options, stream the model into the store while hashing it, queue the job, answer
+//! `202 Accepted`. Every refusal says what was wrong and what is allowed.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use worker::{Job, JobOptions, ModelRef, StoredModel};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorResponse};
+use crate::AppState;
+
+/// The answer to an accepted submission.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Accepted {
+    pub job_id: String,
+    /// Always `queued` here.
+    pub status: crate::JobStatus,
+    /// Poll this for the result.
+    pub status_url: String,
+    /// Open a WebSocket here to have the status and the result pushed.
+    pub events_url: String,
+    pub model: ModelInfo,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ModelInfo {
+    /// SHA-256 of the uploaded bytes, lowercase hex.
+    pub sha256: String,
+    pub size_bytes: u64,
+    /// `stl`, `glb` or `gltf`: as declared by the content type, or sniffed from the first bytes.
+    pub format: String,
+}
+
+/// The `options` part of a multipart submission. Unknown fields are refused.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OptionsBody {
+    /// Alloy ids from `GET /v1/rules`; none means every alloy.
+    #[serde(default)]
+    pub alloys: Vec<String>,
+    /// Pieces ordered (default 1).
+    #[serde(default)]
+    pub quantity: Option<u32>,
+    /// Customer segment from `GET /v1/rules` (default `b2c`).
+    #[serde(default)]
+    pub segment: Option<String>,
+    /// Stones set in each piece.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub stones: Vec<pricing_rules::StoneRequest>,
+    /// Unit of the model's coordinates: `mm`, `cm`, `m` or `in` (default: the format's own; STL is mm).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub units: Option<models::Units>,
+}
+
+/// The multipart form, for the API description.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "describes the form in the OpenAPI document; the handler streams the parts")]
+pub struct SubmitForm {
+    /// The model file.
+    #[schema(content_media_type = "application/octet-stream")]
+    model: Vec<u8>,
+    options: Option<OptionsBody>,
+}
+
+const MAX_OPTIONS_BYTES: usize = 64 * 1024;
+const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// An idempotency key: who sent it, and the key.
+type IdemKey = (Caller, String);
+/// When a key was first seen, and the answer once there is one (`None` while the first request runs).
+type IdemEntry = (Instant, Option<Arc<Accepted>>);
+
+/// Idempotency keys this instance has seen, per caller: pending while the first request runs, then its answer.
+#[derive(Debug)]
+pub(crate) struct Idempotency {
+    capacity: usize,
+    entries: HashMap<IdemKey, IdemEntry>,
+    order: VecDeque<IdemKey>,
+}
+
+impl Idempotency {
+    pub(crate) fn new(capacity: usize) -> Idempotency {
+        Idempotency { capacity: capacity.max(1), entries: HashMap::new(), order: VecDeque::new() }
+    }
+
+    fn begin(&mut self, key: &IdemKey) -> Result<(), Option<Arc<Accepted>>> {
+        if let Some((at, answer)) = self.entries.get(key) {
+            if at.elapsed() < IDEMPOTENCY_TTL {
+                return Err(answer.clone());
+            }
+        }
+        self.entries.insert(key.clone(), (Instant::now(), None));
+        self.order.push_back(key.clone());
+        while self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                if old != *key {
+                    self.entries.remove(&old);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Releases a pending idempotency key if the request ends without an answer, so a retry can go ahead.
+struct Reservation<'a> {
+    state: &'a AppState,
+    key: Option<IdemKey>,
+}
+
+impl Reservation<'_> {
+    fn complete(mut self, accepted: &Accepted) {
+        if let Some(key) = self.key.take() {
+            let mut idem = self.state.idempotency.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(entry) = idem.entries.get_mut(&key) {
+                entry.1 = Some(Arc::new(accepted.clone()));
+            }
+        }
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.state.idempotency.lock().unwrap_or_else(|e| e.into_inner()).entries.remove(&key);
+        }
+    }
+}
+
+/// What the client says the body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Declared {
+    Stl,
+    Glb,
+    Gltf,
+    /// `application/octet-stream` or no type: decided from the first bytes.
+    Sniff,
+}
+
+const ALLOWED_TYPES: &str =
+    "model/stl, model/gltf-binary, model/gltf+json, application/octet-stream (format sniffed), multipart/form-data";
+
+fn declared(content_type: Option<&str>) -> Result<Option<Declared>, ApiError> {
+    let Some(ct) = content_type else { return Ok(Some(Declared::Sniff)) };
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    Ok(Some(match essence.as_str() {
+        "model/stl" | "model/x.stl-binary" | "model/x.stl-ascii" | "application/sla" | "application/vnd.ms-pki.stl" => {
+            Declared::Stl
+        }
+        "model/gltf-binary" => Declared::Glb,
+        "model/gltf+json" => Declared::Gltf,
+        "application/octet-stream" | "" => Declared::Sniff,
+        "multipart/form-data" => return Ok(None),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("content type \"{ct}\" is not a model: send one of {ALLOWED_TYPES}"),
+            ))
+        }
+    }))
+}
+
+/// The format the bytes begin like, for `application/octet-stream`.
+fn sniff(head: &[u8], size: u64) -> Option<&'static str> {
+    if head.starts_with(b"glTF") {
+        return Some("glb");
+    }
+    let text = head.iter().position(|b| !b.is_ascii_whitespace()).map_or(&head[..0], |i| &head[i..]);
+    if text.starts_with(b"{") {
+        return Some("gltf");
+    }
+    if text.len() >= 5 && text[..5].eq_ignore_ascii_case(b"solid") || size >= 84 {
+        return Some("stl");
+    }
+    None
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!(
+            "the model is over the upload limit of {}: simplify or decimate the mesh, or ask the operator to raise \
+             --max-upload-mb",
+            human_bytes(limit)
+        ),
+    )
+}
+
+fn human_bytes(n: u64) -> String {
+    if n >= 1 << 20 && n % (1 << 20) == 0 {
+        format!("{} MB ({n} bytes)", n >> 20)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+/// Streams a body into the store, hashing it, refusing it once it passes the limit.
+async fn store_stream<S, E>(
+    state: &AppState,
+    mut stream: S,
+    declared: Declared,
+    on_error: impl Fn(E) -> ApiError,
+) -> Result<(StoredModel, &'static str), ApiError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    let limit = state.config.max_upload_bytes;
+    let mut upload = state.store.begin_upload().await.map_err(|e| {
+        tracing::error!(error = %e, "cannot start an upload to the model store");
+        ApiError::unavailable("store_unavailable", "the model store is unavailable: try again shortly")
+    })?;
+    let mut head = Vec::with_capacity(84);
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                upload.abort().await;
+                return Err(on_error(e));
+            }
+        };
+        if upload.size() + chunk.len() as u64 > limit {
+            upload.abort().await;
+            return Err(too_large(limit));
+        }
+        if head.len() < 84 {
+            head.extend_from_slice(&chunk[..chunk.len().min(84 - head.len())]);
+        }
+        if let Err(e) = upload.write(&chunk).await {
+            tracing::error!(error = %e, "writing an upload to the model store");
+            return Err(ApiError::unavailable(
+                "store_unavailable",
+                "the model store is unavailable: try again shortly",
+            ));
+        }
+    }
+    if upload.size() == 0 {
+        upload.abort().await;
+        return Err(ApiError::bad_request("empty_model", "the model is empty: send the file's bytes as the body"));
+    }
+    let format = match declared {
+        Declared::Stl => "stl",
+        Declared::Glb => "glb",
+        Declared::Gltf => "gltf",
+        Declared::Sniff => match sniff(&head, upload.size()) {
+            Some(f) => f,
+            None => {
+                upload.abort().await;
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unknown_format",
+                    "the body does not begin like an STL, GLB or glTF file and is too short for a binary STL: send \
+                     one of model/stl, model/gltf-binary, model/gltf+json",
+                ));
+            }
+        },
+    };
+    let stored = upload.finish().await.map_err(|e| {
+        tracing::error!(error = %e, "finishing an upload to the model store");
+        ApiError::unavailable("store_unavailable", "the model store is unavailable: try again shortly")
+    })?;
+    Ok((stored, format))
+}
+
+/// The request's options, checked against the rules in force.
+fn checked(state: &AppState, o: OptionsBody) -> Result<(JobOptions, Option<models::Units>), ApiError> {
+    let options = JobOptions {
+        alloys: o.alloys,
+        quantity: o.quantity.unwrap_or(1),
+        segment: o.segment.unwrap_or_else(|| JobOptions::default().segment),
+        stones: o.stones,
+    };
+    state
+        .rules
+        .current()
+        .check_request(&(&options).into())
+        .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
+    Ok((options, o.units))
+}
+
+fn units(value: &str) -> Result<models::Units, ApiError> {
+    value
+        .parse()
+        .map_err(|_| ApiError::unprocessable("invalid_units", format!("units \"{value}\" is not one of mm, cm, m, in")))
+}
+
+/// Options from query parameters: `alloy` (repeatable, or comma-separated), `quantity`, `segment`, `units`.
+fn query_options(uri: &axum::http::Uri) -> Result<OptionsBody, ApiError> {
+    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .map_err(|e| ApiError::bad_request("bad_query", format!("the query string cannot be read: {e}")))?;
+    let mut o = OptionsBody::default();
+    for (k, v) in pairs {
+        match k.as_str() {
+            "alloy" => o.alloys.extend(v.split(',').map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned)),
+            "quantity" => {
+                o.quantity = Some(v.parse().map_err(|_| {
+                    ApiError::unprocessable(
+                        "invalid_quantity",
+                        format!("quantity \"{v}\" is not a whole number from 1 to {}", u32::MAX),
+                    )
+                })?)
+            }
+            "segment" => o.segment = Some(v),
+            "units" => o.units = Some(units(&v)?),
+            other => {
+                return Err(ApiError::bad_request(
+                    "unknown_parameter",
+                    format!(
+                        "unknown query parameter \"{other}\": expected alloy, quantity, segment, units (stones go in \
+                         the options part of a multipart/form-data request)"
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(o)
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    match v.to_str() {
+        Ok(k) if !k.is_empty() && k.len() <= 255 => Ok(Some(k.to_owned())),
+        _ => Err(ApiError::bad_request(
+            "bad_idempotency_key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters (a UUID is a good choice)",
+        )),
+    }
+}
+
+/// The incoming W3C `traceparent`, when it is well formed; it travels with the job.
+fn traceparent(headers: &HeaderMap) -> Option<String> {
+    let tp = headers.get("traceparent")?.to_str().ok()?;
+    worker::job::trace_id(Some(tp)).map(|_| tp.to_owned())
+}
+
+/// Submit a model for a quote.
+///
+/// Send the model as the body (`model/stl`, `model/gltf-binary`, `model/gltf+json`, or
+/// `application/octet-stream` to have the format sniffed) with options as query parameters, or as
+/// `multipart/form-data` with a `model` part and an optional `options` JSON part.
+#[utoipa::path(
+    post,
+    path = "/v1/quotes",
+    tag = "quotes",
+    params(
+        ("alloy" = Option<Vec<String>>, Query, description = "Alloy id from /v1/rules; repeatable; none means every alloy"),
+        ("quantity" = Option<u32>, Query, description = "Pieces ordered (default 1)"),
+        ("segment" = Option<String>, Query, description = "Customer segment from /v1/rules (default b2c)"),
+        ("units" = Option<String>, Query, description = "mm, cm, m or in (default: the format's own; STL is mm)"),
+        ("Idempotency-Key" = Option<String>, Header, description = "A retried submit with the same key returns the first job"),
+    ),
+    request_body(content(
+        ("model/stl"), ("model/gltf-binary"), ("model/gltf+json"), ("application/octet-stream"),
+        (inline(SubmitForm) = "multipart/form-data"),
+    )),
+    responses(
+        (status = 202, description = "Queued", body = Accepted),
+        (status = 400, description = "Malformed request", body = ErrorResponse),
+        (status = 401, description = "Missing or wrong API key", body = ErrorResponse),
+        (status = 409, description = "A request with this Idempotency-Key is still in progress", body = ErrorResponse),
+        (status = 413, description = "Over the upload limit", body = ErrorResponse),
+        (status = 415, description = "Not a model format", body = ErrorResponse),
+        (status = 422, description = "Options the rules cannot price", body = ErrorResponse),
+        (status = 503, description = "Store or queue unavailable", body = ErrorResponse),
+    ),
+    security(("api_key" = []), ())
+)]
+pub async fn submit(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let headers = request.headers().clone();
+    let mut reservation = Reservation { state: &state, key: None };
+    if let Some(key) = idempotency_key(&headers)? {
+        let key = (caller, key);
+        let begun = state.idempotency.lock().unwrap_or_else(|e| e.into_inner()).begin(&key);
+        match begun {
+            Ok(()) => reservation.key = Some(key),
+            Err(Some(first)) => {
+                let mut response = accepted_response(&first);
+                response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+                return Ok(response);
+            }
+            Err(None) => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "idempotency_in_progress",
+                    "a request with this Idempotency-Key is still being processed: retry when it has answered",
+                ))
+            }
+        }
+    }
+
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let declared = declared(content_type)?;
+    let limit = state.config.max_upload_bytes;
+    let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some() && length.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
+
+    let (stored, format, options, units) = match declared {
+        Some(declared) => {
+            let (options, units) = checked(&state, query_options(request.uri())?)?;
+            let body: Body = request.into_body();
+            let (stored, format) = store_stream(&state, body.into_data_stream(), declared, |e| {
+                ApiError::bad_request("body_interrupted", format!("the request body could not be read: {e}"))
+            })
+            .await?;
+            (stored, format, options, units)
+        }
+        None => {
+            if request.uri().query().is_some_and(|q| !q.is_empty()) {
+                return Err(ApiError::bad_request(
+                    "unknown_parameter",
+                    "a multipart/form-data submission takes its options from the options part, not the query string",
+                ));
+            }
+            multipart(&state, request).await?
+        }
+    };
+
+    let job_id = uuid::Uuid::new_v4().simple().to_string();
+    let now = worker::now_ms();
+    let job = Job {
+        v: worker::protocol::VERSION,
+        job_id: job_id.clone(),
+        model: ModelRef { key: stored.key, sha256: stored.sha256.clone(), format: Some(format.to_owned()), units },
+        options,
+        submitted_at_ms: now,
+        deadline_ms: Some(now + state.config.job_deadline.as_millis() as u64),
+    };
+    // In the book before it is queued: an answer cannot arrive for a job the book does not know.
+    state.book.accept(&job_id, now);
+    if let Err(e) = state.queue.submit(&job, traceparent(&headers).as_deref()).await {
+        state.book.withdraw(&job_id);
+        tracing::error!(job.id = %job_id, error = %e, "cannot queue a job");
+        return Err(ApiError::unavailable("queue_unavailable", "the job queue is unavailable: try again shortly"));
+    }
+    tracing::info!(job.id = %job_id, model.sha256 = %stored.sha256, model.size = stored.size, format, "job accepted");
+    metrics::counter!("assay_gateway_jobs_accepted_total").increment(1);
+    metrics::histogram!("assay_gateway_upload_bytes").record(stored.size as f64);
+    let accepted = Accepted {
+        status_url: format!("/v1/quotes/{job_id}"),
+        events_url: format!("/v1/quotes/{job_id}/events"),
+        job_id,
+        status: crate::JobStatus::Queued,
+        model: ModelInfo { sha256: stored.sha256, size_bytes: stored.size, format: format.to_owned() },
+    };
+    reservation.complete(&accepted);
+    Ok(accepted_response(&accepted))
+}
+
+fn accepted_response(a: &Accepted) -> Response {
+    let mut response = (StatusCode::ACCEPTED, Json(a)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&a.status_url) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+type Submission = (StoredModel, &'static str, JobOptions, Option<models::Units>);
+
+/// A `multipart/form-data` submission: a `model` part (streamed) and an optional `options` JSON part, in
+/// either order.
+async fn multipart(state: &AppState, request: Request) -> Result<Submission, ApiError> {
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        ApiError::bad_request("bad_multipart", format!("the multipart body cannot be read: {}", e.body_text()))
+    };
+    let mut form = Multipart::from_request(request, &()).await.map_err(|e| {
+        ApiError::bad_request("bad_multipart", format!("the multipart body cannot be read: {}", e.body_text()))
+    })?;
+    let mut options: Option<(JobOptions, Option<models::Units>)> = None;
+    let mut model: Option<(StoredModel, &'static str)> = None;
+    while let Some(field) = form.next_field().await.map_err(bad)? {
+        match field.name().unwrap_or("") {
+            "options" => {
+                if options.is_some() {
+                    return Err(ApiError::bad_request("bad_multipart", "the options part appears twice"));
+                }
+                let mut text = Vec::new();
+                let mut field = field;
+                while let Some(chunk) = field.chunk().await.map_err(bad)? {
+                    if text.len() + chunk.len() > MAX_OPTIONS_BYTES {
+                        return Err(ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "too_large",
+                            format!("the options part is over {MAX_OPTIONS_BYTES} bytes"),
+                        ));
+                    }
+                    text.extend_from_slice(&chunk);
+                }
+                let body: OptionsBody = serde_json::from_slice(&text).map_err(|e| {
+                    ApiError::unprocessable(
+                        "invalid_options",
+                        format!(
+                            "the options part is not valid: {e}; expected a JSON object with alloys, quantity, \
+                             segment, stones, units"
+                        ),
+                    )
+                })?;
+                options = Some(checked(state, body)?);
+            }
+            "model" => {
+                if model.is_some() {
+                    return Err(ApiError::bad_request(
+                        "bad_multipart",
+                        "the model part appears twice: send one model per job",
+                    ));
+                }
+                let declared = declared(field.content_type())?.unwrap_or(Declared::Sniff);
+                model = Some(store_stream(state, field, declared, bad).await?);
+            }
+            other => {
+                return Err(ApiError::bad_request(
+                    "bad_multipart",
+                    format!("unknown part \"{other}\": expected a \"model\" part and an optional \"options\" part"),
+                ))
+            }
+        }
+    }
+    let Some((stored, format)) = model else {
+        return Err(ApiError::bad_request("missing_model", "no \"model\" part: attach the model file as \"model\""));
+    };
+    let (options, units) = match options {
+        Some(o) => o,
+        None => checked(state, OptionsBody::default())?,
+    };
+    Ok((stored, format, options, units))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_are_sniffed_from_the_first_bytes() {
+        assert_eq!(sniff(b"glTF\x02\0\0\0", 100), Some("glb"));
+        assert_eq!(sniff(b"\n  {\"asset\":", 20), Some("gltf"));
+        assert_eq!(sniff(b"SOLID ring", 20), Some("stl"));
+        assert_eq!(sniff(&[0u8; 84], 184), Some("stl"));
+        assert_eq!(sniff(b"GIF89a", 6), None);
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(declared(Some("model/stl")), Ok(Some(Declared::Stl)));
+        assert_eq!(declared(Some("Model/GLTF-Binary; charset=x")), Ok(Some(Declared::Glb)));
+        assert_eq!(declared(None), Ok(Some(Declared::Sniff)));
+        assert_eq!(declared(Some("multipart/form-data; boundary=x")), Ok(None));
+        let e = declared(Some("image/png")).unwrap_err();
+        assert_eq!((e.status, e.code), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"));
+    }
+}
