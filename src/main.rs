@@ -5,6 +5,7 @@ mod batch_cmd;
 mod quote_cmd;
 mod rules_cmd;
 mod rules_source;
+mod serve_cmd;
 mod worker_cmd;
 
 use std::path::PathBuf;
@@ -36,6 +37,10 @@ enum Command {
     /// Check pricing rules, compare two versions on real models, write their JSON Schemas.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Run the whole service in one process: HTTP API, worker pool, in-process queue, models on disk.
+    Serve(ServeArgs),
+    /// Serve the HTTP API in front of Kafka and a shared model store (the scaled deployment).
+    Gateway(GatewayArgs),
     /// Join the Kafka consumer group and measure and price quote jobs until SIGTERM or Ctrl-C.
     Worker(WorkerArgs),
     /// Push one model through the queue by hand and print its result.
@@ -60,6 +65,56 @@ pub(crate) struct KafkaArgs {
     /// How long the group waits for a silent worker before handing its partitions to others.
     #[arg(long, env = "ASSAY_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
     pub session_timeout_ms: u32,
+}
+
+/// The HTTP side, shared by `serve` and `gateway`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct HttpArgs {
+    /// Address to listen on (port 0 picks a free port and prints it).
+    #[arg(long, env = "ASSAY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Rules directory, watched for edits [default: ./rules if present, else the rules built into assay].
+    #[arg(long, env = "ASSAY_RULES")]
+    pub rules: Option<PathBuf>,
+    /// An API key clients must send as "Authorization: Bearer KEY" (repeatable; the variable takes a
+    /// comma-separated list). With none the API is open, which suits loopback.
+    #[arg(long = "api-key", value_name = "KEY", env = "ASSAY_API_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub api_keys: Vec<String>,
+    /// Largest model accepted, in MB.
+    #[arg(long, env = "ASSAY_MAX_UPLOAD_MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub max_upload_mb: u64,
+    /// Seconds a job may wait for a worker before it fails with deadline_exceeded.
+    #[arg(long, env = "ASSAY_JOB_DEADLINE_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
+    pub job_deadline_secs: u64,
+    /// Jobs kept in memory for polls and WebSockets (the oldest are forgotten first).
+    #[arg(long, env = "ASSAY_MAX_JOBS_KEPT", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_jobs_kept: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// Directory that holds uploaded models.
+    #[arg(long, env = "ASSAY_DATA", default_value = "data")]
+    pub data: PathBuf,
+    /// Jobs measured at once [default: the number of cores].
+    #[arg(long, env = "ASSAY_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+    /// Seconds in-flight jobs may take to finish after SIGTERM or Ctrl-C.
+    #[arg(long, env = "ASSAY_GRACE_SECS", default_value_t = 30)]
+    pub grace_secs: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct GatewayArgs {
+    #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Model store shared with the workers: a directory, file:///dir, s3://bucket (AWS_* variables).
+    #[arg(long, env = "ASSAY_STORE", default_value = "data")]
+    pub store: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -244,6 +299,8 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::Check { dir }) => rules_cmd::check(&dir),
         Command::Rules(RulesCommand::Diff(args)) => rules_cmd::diff(&args),
         Command::Rules(RulesCommand::Schema { dir }) => rules_cmd::schema(&dir),
+        Command::Serve(args) => serve_cmd::serve(&args),
+        Command::Gateway(args) => serve_cmd::gateway(&args),
         Command::Worker(args) => worker_cmd::run_worker(&args),
         Command::Submit(args) => worker_cmd::submit(&args),
     };

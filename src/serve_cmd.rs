@@ -1,0 +1,132 @@
+//! `assay serve` (the whole service in one process: gateway, worker pool, in-process queue, models on disk) and
+//! `assay gateway` (the HTTP API in front of Kafka, for the scaled deployment). This is where the Prometheus
+//! recorder is installed: libraries only record.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::worker_cmd::{service_rules, shutdown_signal};
+use crate::{GatewayArgs, HttpArgs, ServeArgs};
+
+impl HttpArgs {
+    fn config(&self) -> anyhow::Result<gateway::Config> {
+        let config = gateway::Config {
+            max_upload_bytes: self.max_upload_mb << 20,
+            api_keys: self.api_keys.iter().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect(),
+            max_jobs_kept: usize::try_from(self.max_jobs_kept).unwrap_or(usize::MAX),
+            job_deadline: Duration::from_secs(self.job_deadline_secs),
+            ..gateway::Config::default()
+        };
+        config.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        Ok(config)
+    }
+}
+
+/// Seconds, from a millisecond to ten minutes: fits stage times of small and very large models.
+const SECONDS_BUCKETS: &[f64] =
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0];
+/// Bytes, from 1 KB to 1 GB.
+const BYTES_BUCKETS: &[f64] = &[1e3, 1e4, 1e5, 1e6, 5e6, 1e7, 5e7, 1e8, 2.5e8, 5e8, 1e9];
+
+/// Installs the process-wide Prometheus recorder, with histogram buckets (summaries cannot be aggregated across
+/// pods).
+fn install_metrics() -> anyhow::Result<PrometheusHandle> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_bytes".into()), BYTES_BUCKETS))
+        .context("histogram buckets")?
+        .install_recorder()
+        .context("cannot install the metrics recorder")
+}
+
+fn render(handle: PrometheusHandle) -> impl Fn() -> String + Send + Sync + 'static {
+    move || {
+        handle.run_upkeep();
+        handle.render()
+    }
+}
+
+async fn listen(addr: &str) -> anyhow::Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr().context("the listening address")?;
+    Ok((listener, local))
+}
+
+fn announce(what: &str, addr: std::net::SocketAddr, keys: bool, sample: &str) {
+    println!("assay {what} listening on http://{addr}");
+    let auth = if keys { " -H 'Authorization: Bearer YOUR_KEY'" } else { "" };
+    println!(
+        "try: curl -s{auth} -H 'Content-Type: model/stl' --data-binary @{sample} 'http://{addr}/v1/quotes?alloy=18k-yellow'"
+    );
+}
+
+/// A shutdown signal that several tasks can wait on.
+fn shutdown_watch() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+async fn wait(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let config = args.http.config()?;
+        let metrics = install_metrics()?;
+        let data = args.data.display().to_string();
+        let store = worker::ModelStore::from_url(&data)?;
+        let rules = service_rules(args.http.rules.as_deref())?;
+        let queue = Arc::new(worker::InProcessQueue::new());
+        let keys = !config.api_keys.is_empty();
+        let state =
+            gateway::AppState::with_metrics(config, store.clone(), queue.clone(), rules.clone(), render(metrics));
+        let (listener, addr) = listen(&args.http.listen).await?;
+        let ctx = Arc::new(worker::Context::new(&format!("serve-{}", std::process::id()), store, rules));
+        let options = worker::RunOptions {
+            concurrency: args.concurrency.unwrap_or_else(|| worker::RunOptions::default().concurrency),
+            grace: Duration::from_secs(args.grace_secs),
+        };
+        tracing::info!(%addr, data = %data, concurrency = options.concurrency, "assay serve started");
+        announce("serve", addr, keys, "samples/pixelverse_ring.stl");
+        let stop = shutdown_watch();
+        let workers = tokio::spawn(worker::run(queue, ctx, options, wait(stop.clone())));
+        gateway::serve(listener, gateway::router(state), wait(stop)).await.context("the HTTP server failed")?;
+        let stats = workers.await.context("the worker pool failed")?;
+        tracing::info!(finished = stats.finished, abandoned = stats.abandoned, "assay serve stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub(crate) fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let config = args.http.config()?;
+        let metrics = install_metrics()?;
+        let store = worker::ModelStore::from_url(&args.store)?;
+        let rules = service_rules(args.http.rules.as_deref())?;
+        let cfg = args.kafka.config();
+        worker::ensure_topics(&cfg).await.context("cannot prepare the Kafka topics")?;
+        // From the start of the compacted results topic: this instance can answer for jobs others accepted.
+        let queue = Arc::new(worker::KafkaSubmitter::connect(&cfg, true)?);
+        let keys = !config.api_keys.is_empty();
+        let state = gateway::AppState::with_metrics(config, store, queue, rules, render(metrics));
+        let (listener, addr) = listen(&args.http.listen).await?;
+        tracing::info!(%addr, kafka = %cfg.bootstrap, store = %args.store, "assay gateway started");
+        announce("gateway", addr, keys, "samples/pixelverse_ring.stl");
+        gateway::serve(listener, gateway::router(state), shutdown_signal()).await.context("the HTTP server failed")?;
+        tracing::info!("assay gateway stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,150 @@
+//! A running `assay serve` or `assay gateway` process, and a minimal HTTP/1.1 client for talking to it: enough
+//! to send a body with any content type and read status, headers and JSON. No client library needed.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, ChildStdout};
+use std::time::Duration;
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends one request on its own connection and reads the whole answer.
+pub fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    stream.write_all(head.as_bytes()).expect("send head");
+    // The server may answer (413) before reading the body and close: a failed body write is not an error here.
+    let _ = stream.write_all(body);
+    read_response(stream)
+}
+
+/// Sends only the head of a request that announces `length` bytes, and reads the answer (for limits the
+/// server enforces before reading the body).
+pub fn request_head_only(addr: &str, path: &str, headers: &[(&str, &str)], length: u64) -> Response {
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    let mut head = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {length}\r\n\r\n"));
+    stream.write_all(head.as_bytes()).expect("send head");
+    read_response(stream)
+}
+
+fn read_response(stream: TcpStream) -> Response {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("status line");
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).expect("header");
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            headers.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+    }
+    let find = |name: &str| {
+        headers.iter().find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+    };
+    let mut body = Vec::new();
+    if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        loop {
+            line.clear();
+            reader.read_line(&mut line).expect("chunk size");
+            let size = usize::from_str_radix(line.trim(), 16).expect("chunk size");
+            if size == 0 {
+                break;
+            }
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).expect("chunk");
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else if let Some(n) = find("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        body.resize(n, 0);
+        reader.read_exact(&mut body).expect("body");
+    } else {
+        reader.read_to_end(&mut body).expect("body");
+    }
+    Response { status, headers, body }
+}
+
+/// Reads the process's announcement ("... listening on http://ADDR") and returns ADDR.
+pub fn listening_address(child: &mut Child) -> (String, BufReader<ChildStdout>) {
+    let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    for _ in 0..5 {
+        line.clear();
+        if out.read_line(&mut line).expect("read stdout") == 0 {
+            break;
+        }
+        if let Some(addr) = line.trim().split("listening on http://").nth(1) {
+            return (addr.to_owned(), out);
+        }
+    }
+    panic!("the process did not say where it listens (last line {line:?})");
+}
+
+/// Polls a job until it has a final status.
+pub fn wait_final(addr: &str, job_id: &str, headers: &[(&str, &str)], within: Duration) -> serde_json::Value {
+    let until = std::time::Instant::now() + within;
+    loop {
+        let r = request(addr, "GET", &format!("/v1/quotes/{job_id}"), headers, b"");
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let job = r.json();
+        if job["status"] == "done" || job["status"] == "failed" {
+            return job;
+        }
+        assert!(std::time::Instant::now() < until, "job {job_id} not final within {within:?}: {job}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Sends SIGTERM and waits for a clean exit.
+pub fn terminate(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();
+    let until = std::time::Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if std::time::Instant::now() > until {
+            let _ = child.kill();
+            panic!("process {pid} did not stop within {within:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

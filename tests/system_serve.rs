@@ -1,0 +1,176 @@
+//! The built `assay serve` binary as a user runs it: every shipped sample model submitted over HTTP, each result
+//! received over the WebSocket and by polling (the same, with timings); every kind of bad input answered with
+//! the right status and a clear message while the process keeps serving; SIGTERM stops it cleanly.
+
+#![allow(clippy::unwrap_used, reason = "test helpers: a panic is how a test reports failure")]
+
+#[path = "support/http.rs"]
+mod http;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use futures::StreamExt;
+use http::{request, request_head_only, wait_final};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+const KEY: &str = "system-test-key-0123456789";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("glb") => "model/gltf-binary",
+        Some("gltf") => "model/gltf+json",
+        _ => "model/stl",
+    }
+}
+
+pub fn samples() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("samples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("stl" | "glb" | "gltf")))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    files
+}
+
+/// Every message of a job's event socket, until the server closes it.
+pub async fn events(addr: &str, job_id: &str, key: Option<&str>) -> Vec<serde_json::Value> {
+    let mut req = format!("ws://{addr}/v1/quotes/{job_id}/events").into_client_request().unwrap();
+    if let Some(key) = key {
+        req.headers_mut().insert("authorization", format!("Bearer {key}").parse().unwrap());
+    }
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut got = Vec::new();
+    let read = async {
+        while let Some(m) = ws.next().await {
+            match m.unwrap() {
+                Message::Text(t) => got.push(serde_json::from_str(&t).unwrap()),
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), read).await.expect("the socket closed after the result");
+    got
+}
+
+/// A bad request: path, headers, body, and the status, code and allowed values the answer must have.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str, &'a str);
+
+#[test]
+fn assay_serve_prices_every_sample_and_refuses_bad_input_without_falling_over() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_assay"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--max-upload-mb", "8"])
+        .arg("--data")
+        .arg(data.path())
+        .current_dir(root())
+        .env("ASSAY_API_KEYS", format!("{KEY},second-key-for-rotation-00"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (addr, _stdout) = http::listening_address(&mut child);
+    let auth = format!("Bearer {KEY}");
+    let auth = [("Authorization", auth.as_str())];
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+
+    // Every shipped sample: submitted, pushed, polled, the same answer both ways.
+    for file in samples() {
+        let bytes = std::fs::read(&file).unwrap();
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let r = request(
+            &addr,
+            "POST",
+            "/v1/quotes?alloy=18k-yellow&alloy=pt950",
+            &[auth[0], ("Content-Type", content_type(&file))],
+            &bytes,
+        );
+        assert_eq!(r.status, 202, "{name}: {}", String::from_utf8_lossy(&r.body));
+        let id = r.json()["job_id"].as_str().unwrap().to_owned();
+        let pushed = runtime.block_on(events(&addr, &id, Some(KEY)));
+        let last = pushed.last().unwrap_or_else(|| panic!("{name}: nothing pushed"));
+        let polled = wait_final(&addr, &id, &auth, Duration::from_secs(60));
+        assert_eq!(*last, polled, "{name}: the pushed and the polled result differ");
+        assert_eq!(polled["status"], "done", "{name}: {polled}");
+        assert_eq!(polled["quotes"].as_array().unwrap().len(), 2, "{name}");
+        let t = &polled["timings_ms"];
+        for stage in ["queue_wait", "fetch", "parse", "analyze", "price", "total"] {
+            assert!(t[stage].as_f64().is_some(), "{name}: no {stage} timing in {t}");
+        }
+        assert!(t["total"].as_f64().unwrap() > 0.0 && t["parse"].as_f64().unwrap() > 0.0, "{name}: {t}");
+        assert!(polled["geometry"]["triangles"].as_u64().unwrap() > 0);
+    }
+
+    // Bad input, each against the running process: status, code, and what is allowed.
+    let ring = std::fs::read(root().join("samples/pixelverse_ring.stl")).unwrap();
+    let cases: Vec<Case> = vec![
+        ("/v1/quotes", vec![("Content-Type", "model/stl")], ring.clone(), 401, "unauthorized", "Bearer"),
+        ("/v1/quotes", vec![auth[0], ("Content-Type", "image/png")], ring.clone(), 415, "unsupported_media_type", "model/gltf-binary"),
+        ("/v1/quotes?alloy=19k", vec![auth[0], ("Content-Type", "model/stl")], ring.clone(), 422, "unknown_alloy", "18k-yellow"),
+        ("/v1/quotes?segment=vip", vec![auth[0], ("Content-Type", "model/stl")], ring.clone(), 422, "unknown_segment", "b2b"),
+        ("/v1/quotes?colour=red", vec![auth[0], ("Content-Type", "model/stl")], ring.clone(), 400, "unknown_parameter", "alloy"),
+        ("/v1/quotes", vec![auth[0], ("Content-Type", "model/stl")], Vec::new(), 400, "empty_model", "body"),
+        ("/v1/quotes", vec![auth[0], ("Content-Type", "application/octet-stream")], b"GIF89a".to_vec(), 415, "unknown_format", "model/stl"),
+        (
+            "/v1/quotes",
+            vec![auth[0], ("Content-Type", "multipart/form-data; boundary=XyZ")],
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"options\"\r\n\r\n{\"alloys\":[\"pt950\"],\"qty\":2}\r\n--XyZ--\r\n".to_vec(),
+            422,
+            "invalid_options",
+            "unknown field `qty`",
+        ),
+    ];
+    for (path, headers, body, status, code, allowed) in cases {
+        let r = request(&addr, "POST", path, &headers, &body);
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        assert_eq!(r.status, status, "{path} {headers:?}: {text}");
+        let json = r.json();
+        assert_eq!(json["error"]["code"], code, "{text}");
+        assert!(json["error"]["message"].as_str().unwrap().contains(allowed), "{text} should mention {allowed}");
+        assert!(!text.contains(KEY), "a key is never echoed");
+    }
+    // Over the limit, refused from the announced length before a byte of the body is read.
+    let r = request_head_only(&addr, "/v1/quotes", &[auth[0], ("Content-Type", "model/stl")], 50 << 20);
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (413, Some("too_large")));
+    let r = request(&addr, "GET", "/v1/quotes/no-such-job", &auth, b"");
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (404, Some("not_found")));
+    // A malformed model is accepted, then its job fails with the parse error.
+    let r = request(
+        &addr,
+        "POST",
+        "/v1/quotes",
+        &[auth[0], ("Content-Type", "model/stl")],
+        b"solid broken\nfacet normal 0 0 1\n",
+    );
+    assert_eq!(r.status, 202);
+    let failed = wait_final(&addr, r.json()["job_id"].as_str().unwrap(), &auth, Duration::from_secs(30));
+    assert_eq!(failed["status"], "failed");
+    assert!(failed["error"]["code"].as_str().unwrap().starts_with("stl_"), "{failed}");
+
+    // Still healthy, still pricing, and the refusals were counted.
+    assert!(child.try_wait().unwrap().is_none(), "the process is still running");
+    assert_eq!(request(&addr, "GET", "/healthz", &[], b"").status, 200);
+    assert_eq!(request(&addr, "GET", "/readyz", &[], b"").status, 200);
+    let r = request(&addr, "POST", "/v1/quotes", &[auth[0], ("Content-Type", "model/stl")], &ring);
+    assert_eq!(
+        wait_final(&addr, r.json()["job_id"].as_str().unwrap(), &auth, Duration::from_secs(30))["status"],
+        "done"
+    );
+    let metrics = String::from_utf8(request(&addr, "GET", "/metrics", &[], b"").body).unwrap();
+    assert!(
+        metrics.contains(r#"assay_http_requests_total{route="/v1/quotes",method="POST",status="415"} 2"#),
+        "{metrics}"
+    );
+
+    let status = http::terminate(&mut child, Duration::from_secs(30));
+    assert!(status.success(), "assay serve exits 0 on SIGTERM: {status:?}");
+}
