@@ -7,60 +7,12 @@
 #[path = "support/http.rs"]
 mod http;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use futures::StreamExt;
-use http::{request, request_head_only, wait_final};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
+use http::{events, request, request_head_only, root, samples, wait_final};
 
 const KEY: &str = "system-test-key-0123456789";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-pub fn content_type(path: &Path) -> &'static str {
-    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-        Some("glb") => "model/gltf-binary",
-        Some("gltf") => "model/gltf+json",
-        _ => "model/stl",
-    }
-}
-
-pub fn samples() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("samples"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("stl" | "glb" | "gltf")))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty());
-    files
-}
-
-/// Every message of a job's event socket, until the server closes it.
-pub async fn events(addr: &str, job_id: &str, key: Option<&str>) -> Vec<serde_json::Value> {
-    let mut req = format!("ws://{addr}/v1/quotes/{job_id}/events").into_client_request().unwrap();
-    if let Some(key) = key {
-        req.headers_mut().insert("authorization", format!("Bearer {key}").parse().unwrap());
-    }
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let mut got = Vec::new();
-    let read = async {
-        while let Some(m) = ws.next().await {
-            match m.unwrap() {
-                Message::Text(t) => got.push(serde_json::from_str(&t).unwrap()),
-                Message::Close(_) => break,
-                _ => {}
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(120), read).await.expect("the socket closed after the result");
-    got
-}
 
 /// A bad request: path, headers, body, and the status, code and allowed values the answer must have.
 type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str, &'a str);
@@ -91,7 +43,7 @@ fn assay_serve_prices_every_sample_and_refuses_bad_input_without_falling_over() 
             &addr,
             "POST",
             "/v1/quotes?alloy=18k-yellow&alloy=pt950",
-            &[auth[0], ("Content-Type", content_type(&file))],
+            &[auth[0], ("Content-Type", http::content_type(&file))],
             &bytes,
         );
         assert_eq!(r.status, 202, "{name}: {}", String::from_utf8_lossy(&r.body));

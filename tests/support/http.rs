@@ -5,8 +5,13 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout};
 use std::time::Duration;
+
+use futures::StreamExt;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Debug)]
 pub struct Response {
@@ -147,4 +152,48 @@ pub fn terminate(child: &mut Child, within: Duration) -> std::process::ExitStatu
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("glb") => "model/gltf-binary",
+        Some("gltf") => "model/gltf+json",
+        _ => "model/stl",
+    }
+}
+
+pub fn samples() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("samples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("stl" | "glb" | "gltf")))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    files
+}
+
+/// Every message of a job's event socket, until the server closes it.
+pub async fn events(addr: &str, job_id: &str, key: Option<&str>) -> Vec<serde_json::Value> {
+    let mut req = format!("ws://{addr}/v1/quotes/{job_id}/events").into_client_request().unwrap();
+    if let Some(key) = key {
+        req.headers_mut().insert("authorization", format!("Bearer {key}").parse().unwrap());
+    }
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut got = Vec::new();
+    let read = async {
+        while let Some(m) = ws.next().await {
+            match m.unwrap() {
+                Message::Text(t) => got.push(serde_json::from_str(&t).unwrap()),
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), read).await.expect("the socket closed after the result");
+    got
 }

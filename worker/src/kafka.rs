@@ -316,6 +316,7 @@ pub struct KafkaSubmitter {
     producer: FutureProducer,
     results: broadcast::Sender<JobResult>,
     updates: broadcast::Sender<JobResult>,
+    caught_up: Arc<std::sync::atomic::AtomicBool>,
     _reader: tokio::task::JoinHandle<()>,
 }
 
@@ -335,22 +336,37 @@ impl KafkaSubmitter {
         c.set("group.id", format!("{}-results-{}-{}", cfg.group_id, std::process::id(), crate::now_ms()))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", if from_start { "earliest" } else { "latest" });
-        let consumer: StreamConsumer = c.create().map_err(kafka)?;
+        let consumer: Arc<StreamConsumer> = Arc::new(c.create().map_err(kafka)?);
         consumer.subscribe(&[&cfg.results_topic]).map_err(kafka)?;
         let (sender, updates) = (tx.clone(), updates_tx.clone());
+        // Reading from the start, this submitter is caught up once it has read to the end offsets the results
+        // topic had when it connected; until then a job may be unknown to it (readiness says so).
+        let caught_up = Arc::new(std::sync::atomic::AtomicBool::new(!from_start));
+        let (topic, done) = (cfg.results_topic.clone(), caught_up.clone());
         let reader = tokio::spawn(async move {
+            let mut behind = if from_start { end_offsets(&consumer, &topic).await } else { HashMap::new() };
+            done.store(behind.is_empty(), std::sync::atomic::Ordering::Release);
             loop {
                 match consumer.recv().await {
-                    Ok(m) => match m.payload().map(serde_json::from_slice::<JobResult>) {
-                        Some(Ok(r)) => {
-                            let _ = updates.send(r.clone());
-                            if r.status.is_final() {
-                                let _ = sender.send(r);
+                    Ok(m) => {
+                        match m.payload().map(serde_json::from_slice::<JobResult>) {
+                            Some(Ok(r)) => {
+                                let _ = updates.send(r.clone());
+                                if r.status.is_final() {
+                                    let _ = sender.send(r);
+                                }
+                            }
+                            Some(Err(e)) => tracing::warn!(error = %e, "undecodable result message"),
+                            None => {}
+                        }
+                        if behind.get(&m.partition()).is_some_and(|end| m.offset() + 1 >= *end) {
+                            behind.remove(&m.partition());
+                            if behind.is_empty() {
+                                tracing::info!(topic = %topic, "caught up with the results topic");
+                                done.store(true, std::sync::atomic::Ordering::Release);
                             }
                         }
-                        Some(Err(e)) => tracing::warn!(error = %e, "undecodable result message"),
-                        None => {}
-                    },
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "reading results");
                         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -363,8 +379,36 @@ impl KafkaSubmitter {
             producer: cfg.producer()?,
             results: tx,
             updates: updates_tx,
+            caught_up,
             _reader: reader,
         })
+    }
+}
+
+/// The end offset of every non-empty partition of `topic`, retried until the broker answers.
+async fn end_offsets(consumer: &Arc<StreamConsumer>, topic: &str) -> HashMap<i32, i64> {
+    loop {
+        let (c, t) = (consumer.clone(), topic.to_owned());
+        // librdkafka's metadata and watermark calls block: off the runtime's threads.
+        let ends = tokio::task::spawn_blocking(move || -> Result<HashMap<i32, i64>, rdkafka::error::KafkaError> {
+            let timeout = Duration::from_secs(5);
+            let metadata = c.fetch_metadata(Some(&t), timeout)?;
+            let mut ends = HashMap::new();
+            for p in metadata.topics().iter().filter(|m| m.name() == t).flat_map(|m| m.partitions()) {
+                let (low, high) = c.fetch_watermarks(&t, p.id(), timeout)?;
+                if high > low {
+                    ends.insert(p.id(), high);
+                }
+            }
+            Ok(ends)
+        })
+        .await;
+        match ends {
+            Ok(Ok(ends)) => return ends,
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the results topic's end offsets; retrying"),
+            Err(e) => tracing::warn!(error = %e, "reading the results topic's end offsets"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -394,6 +438,12 @@ impl Submitter for KafkaSubmitter {
     }
 
     async fn ready(&self) -> Result<(), QueueError> {
+        if !self.caught_up.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(QueueError::Kafka(format!(
+                "still reading {} from the start: recent jobs may not be known yet",
+                self.cfg.results_topic
+            )));
+        }
         let producer = self.producer.clone();
         let topic = self.cfg.jobs_topic.clone();
         // librdkafka's metadata call blocks: keep it off the runtime's threads.

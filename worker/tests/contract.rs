@@ -28,7 +28,12 @@ async fn contract<W: WorkerQueue, S: Submitter>(t: Transport<W, S>, within: Dura
     let garbage = fx.put(b"solid x\nfacet normal 0 0 1\nouter loop\nvertex 1 2\n".to_vec()).await;
     let mut results = t.submitter.results();
     let mut updates = t.submitter.updates();
-    t.submitter.ready().await.expect("the transport is ready");
+    // Ready once connected and (Kafka) caught up with the results already in the topic.
+    let until = tokio::time::Instant::now() + Duration::from_secs(30);
+    while let Err(e) = t.submitter.ready().await {
+        assert!(tokio::time::Instant::now() < until, "the transport never became ready: {e}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(worker::run(
         t.worker.clone(),

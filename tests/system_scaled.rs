@@ -1,0 +1,114 @@
+//! The scaled deployment as processes: `assay gateway` + two `assay worker` over a Kafka-protocol broker and a
+//! shared model store. Every sample submitted over HTTP, each result pushed over the WebSocket and polled (the
+//! same, with timings, from one of the workers); a second gateway started afterwards answers for jobs the first
+//! accepted (it rebuilds from the compacted results topic); SIGTERM stops everything cleanly.
+//!
+//! Runs on librdkafka's mock cluster, hosted by this test process, in every `cargo test`; the same scenario on
+//! the tansu broker process is `--ignored` (see `tests/system_tansu.rs` for why tansu is not in the default run).
+
+#![allow(clippy::unwrap_used, reason = "test helpers: a panic is how a test reports failure")]
+
+#[path = "support/http.rs"]
+mod http;
+#[path = "support/tansu.rs"]
+mod tansu;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use http::{events, request, root, samples, wait_final};
+
+fn spawn(role: &[&str], bootstrap: &str, store: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_assay"))
+        .args(role)
+        .args(["--kafka", bootstrap, "--store", store])
+        .arg("--rules")
+        .arg(root().join("rules"))
+        .env("ASSAY_SESSION_TIMEOUT_MS", "6000")
+        .env("ASSAY_TOPIC_PARTITIONS", "4")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn gateway(bootstrap: &str, store: &str) -> (Child, String) {
+    let mut child = spawn(&["gateway", "--listen", "127.0.0.1:0"], bootstrap, store);
+    let (addr, out) = http::listening_address(&mut child);
+    // Keep reading stdout so the process never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut { out }, &mut std::io::sink()));
+    (child, addr)
+}
+
+fn scaled_pipeline(bootstrap: &str) {
+    let data = tempfile::tempdir().unwrap();
+    let store = data.path().display().to_string();
+    let (mut gw1, addr) = gateway(bootstrap, &store);
+    let mut workers: Vec<Child> = ["w1", "w2"]
+        .iter()
+        .map(|name| spawn(&["worker", "--name", name, "--concurrency", "2", "--grace-secs", "20"], bootstrap, &store))
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+
+    let mut ids = Vec::new();
+    for file in samples() {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let r = request(
+            &addr,
+            "POST",
+            "/v1/quotes?alloy=sterling-925",
+            &[("Content-Type", http::content_type(&file))],
+            &std::fs::read(&file).unwrap(),
+        );
+        assert_eq!(r.status, 202, "{name}: {}", String::from_utf8_lossy(&r.body));
+        let id = r.json()["job_id"].as_str().unwrap().to_owned();
+        let pushed = runtime.block_on(events(&addr, &id, None));
+        let polled = wait_final(&addr, &id, &[], Duration::from_secs(120));
+        assert_eq!(pushed.last(), Some(&polled), "{name}: pushed and polled differ");
+        assert_eq!(polled["status"], "done", "{name}: {polled}");
+        assert!(["w1", "w2"].contains(&polled["worker"].as_str().unwrap()), "{polled}");
+        assert!(polled["timings_ms"]["total"].as_f64().unwrap() > 0.0);
+        ids.push((id, polled));
+    }
+
+    // Another gateway instance, started now, is ready once it has read the results topic, and then answers for
+    // the first one's jobs.
+    let (mut gw2, addr2) = gateway(bootstrap, &store);
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while request(&addr2, "GET", "/readyz", &[], b"").status != 200 {
+        assert!(std::time::Instant::now() < until, "the second gateway never became ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for (id, polled) in &ids {
+        let r = request(&addr2, "GET", &format!("/v1/quotes/{id}"), &[], b"");
+        assert_eq!(r.status, 200, "a ready gateway knows every job: {}", String::from_utf8_lossy(&r.body));
+        let again = r.json();
+        assert_eq!(again["quotes"], polled["quotes"], "{id}");
+        assert_eq!(again["worker"], polled["worker"]);
+    }
+
+    for child in workers.iter_mut().chain([&mut gw1, &mut gw2]) {
+        let status = http::terminate(child, Duration::from_secs(60));
+        assert!(status.success(), "exit {status:?}");
+    }
+}
+
+#[test]
+fn gateway_and_two_workers_on_the_mock_cluster() {
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    let cfg = worker::KafkaConfig::new(&cluster.bootstrap_servers());
+    // The mock cluster has no CreateTopics: the topics the processes would create.
+    cluster.create_topic(&cfg.jobs_topic, 4, 1).unwrap();
+    cluster.create_topic(&cfg.results_topic, 4, 1).unwrap();
+    cluster.create_topic(&cfg.dlq_topic, 1, 1).unwrap();
+    scaled_pipeline(&cluster.bootstrap_servers());
+}
+
+#[test]
+#[ignore = "needs the tansu broker: scripts/install-tansu.sh, then cargo test --test system_scaled -- --ignored"]
+fn gateway_and_two_workers_on_tansu() {
+    let tansu = tansu::installed().expect("tansu is not installed: run scripts/install-tansu.sh");
+    let dir = tempfile::tempdir().unwrap();
+    let broker = tansu::start(&tansu, dir.path());
+    scaled_pipeline(&broker.bootstrap);
+}
