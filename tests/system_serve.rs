@@ -60,6 +60,9 @@ fn assay_serve_prices_every_sample_and_refuses_bad_input_without_falling_over() 
         }
         assert!(t["total"].as_f64().unwrap() > 0.0 && t["parse"].as_f64().unwrap() > 0.0, "{name}: {t}");
         assert!(polled["geometry"]["triangles"].as_u64().unwrap() > 0);
+        if name.ends_with(".glb") {
+            assert_eq!(polled["detected_stones"][0]["kind"], "diamond", "{name}: the gem is found by material");
+        }
     }
 
     // Bad input, each against the running process: status, code, and what is allowed.
