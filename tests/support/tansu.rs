@@ -1,5 +1,6 @@
 //! Starting the tansu broker for a test or a benchmark: where it is installed, and a child process on a free
-//! loopback port that is killed when dropped.
+//! loopback port that is killed when dropped. Its log (warnings, and the group coordinator's decisions such as
+//! "missed heartbeat") goes to `tansu.log` in its working directory.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,6 +20,8 @@ pub fn installed() -> Option<PathBuf> {
 pub struct Broker {
     child: Child,
     pub bootstrap: String,
+    #[allow(dead_code, reason = "read by the system test, not by the benchmark")]
+    pub log: PathBuf,
 }
 
 impl Drop for Broker {
@@ -34,6 +37,8 @@ pub fn start(tansu: &Path, workdir: &Path) -> Broker {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
     let bootstrap = format!("127.0.0.1:{port}");
     let url = format!("tcp://{bootstrap}");
+    let log_path = workdir.join("tansu.log");
+    let log = std::fs::File::create(&log_path).expect("create tansu.log");
     let child = Command::new(tansu)
         .args([
             "broker",
@@ -45,11 +50,12 @@ pub fn start(tansu: &Path, workdir: &Path) -> Broker {
             "memory://tansu/",
         ])
         .current_dir(workdir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .env("RUST_LOG", "warn,tansu_broker::coordinator::group=info")
+        .stdout(Stdio::from(log.try_clone().expect("log file")))
+        .stderr(Stdio::from(log))
         .spawn()
         .expect("start tansu");
-    let broker = Broker { child, bootstrap };
+    let broker = Broker { child, bootstrap, log: log_path };
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(&broker.bootstrap).is_err() {
         assert!(Instant::now() < deadline, "tansu did not listen on {}", broker.bootstrap);
