@@ -13,26 +13,28 @@ mod http;
 #[path = "support/tansu.rs"]
 mod tansu;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use http::{events, request, root, samples, wait_final};
+use http::{events, request, root, samples, wait_final, Proc};
 
-fn spawn(role: &[&str], bootstrap: &str, store: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_assay"))
-        .args(role)
-        .args(["--kafka", bootstrap, "--store", store])
-        .arg("--rules")
-        .arg(root().join("rules"))
-        .env("ASSAY_SESSION_TIMEOUT_MS", "6000")
-        .env("ASSAY_TOPIC_PARTITIONS", "4")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+fn spawn(role: &[&str], bootstrap: &str, store: &str) -> Proc {
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_assay"))
+            .args(role)
+            .args(["--kafka", bootstrap, "--store", store])
+            .arg("--rules")
+            .arg(root().join("rules"))
+            .env("ASSAY_SESSION_TIMEOUT_MS", "6000")
+            .env("ASSAY_TOPIC_PARTITIONS", "4")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
-fn gateway(bootstrap: &str, store: &str) -> (Child, String) {
+fn gateway(bootstrap: &str, store: &str) -> (Proc, String) {
     let mut child = spawn(&["gateway", "--listen", "127.0.0.1:0"], bootstrap, store);
     let (addr, out) = http::listening_address(&mut child);
     // Keep reading stdout so the process never blocks on a full pipe.
@@ -44,7 +46,7 @@ fn scaled_pipeline(bootstrap: &str) {
     let data = tempfile::tempdir().unwrap();
     let store = data.path().display().to_string();
     let (mut gw1, addr) = gateway(bootstrap, &store);
-    let mut workers: Vec<Child> = ["w1", "w2"]
+    let mut workers: Vec<Proc> = ["w1", "w2"]
         .iter()
         .map(|name| spawn(&["worker", "--name", name, "--concurrency", "2", "--grace-secs", "20"], bootstrap, &store))
         .collect();

@@ -20,16 +20,18 @@ type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str, &'a st
 #[test]
 fn assay_serve_prices_every_sample_and_refuses_bad_input_without_falling_over() {
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_assay"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--max-upload-mb", "8"])
-        .arg("--data")
-        .arg(data.path())
-        .current_dir(root())
-        .env("ASSAY_API_KEYS", format!("{KEY},second-key-for-rotation-00"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = http::Proc(
+        Command::new(env!("CARGO_BIN_EXE_assay"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--max-upload-mb", "8"])
+            .arg("--data")
+            .arg(data.path())
+            .current_dir(root())
+            .env("ASSAY_API_KEYS", format!("{KEY},second-key-for-rotation-00"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let (addr, _stdout) = http::listening_address(&mut child);
     let auth = format!("Bearer {KEY}");
     let auth = [("Authorization", auth.as_str())];
