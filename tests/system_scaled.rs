@@ -3,8 +3,8 @@
 //! same, with timings, from one of the workers); a second gateway started afterwards answers for jobs the first
 //! accepted (it rebuilds from the compacted results topic); SIGTERM stops everything cleanly.
 //!
-//! Runs on librdkafka's mock cluster, hosted by this test process, in every `cargo test`; the same scenario on
-//! the tansu broker process is `--ignored` (see `tests/system_tansu.rs` for why tansu is not in the default run).
+//! Runs on librdkafka's mock cluster, hosted by this test process, and on the tansu broker process when it is
+//! installed (`scripts/install-tansu.sh`; `.ci/run` installs it, elsewhere the tansu case is skipped).
 
 #![allow(clippy::unwrap_used, reason = "test helpers: a panic is how a test reports failure")]
 
@@ -107,9 +107,8 @@ fn gateway_and_two_workers_on_the_mock_cluster() {
 }
 
 #[test]
-#[ignore = "needs the tansu broker: scripts/install-tansu.sh, then cargo test --test system_scaled -- --ignored"]
 fn gateway_and_two_workers_on_tansu() {
-    let tansu = tansu::installed().expect("tansu is not installed: run scripts/install-tansu.sh");
+    let Some(tansu) = tansu::for_test() else { return };
     let dir = tempfile::tempdir().unwrap();
     let broker = tansu::start(&tansu, dir.path());
     scaled_pipeline(&broker.bootstrap);

@@ -16,6 +16,20 @@ pub fn installed() -> Option<PathBuf> {
     candidates.into_iter().flatten().find(|p| p.is_file())
 }
 
+/// The tansu a system test should use: the installed one; when there is none, `None` after saying the test is
+/// skipped, except in CI (`CI` set), where `.ci/run` installs it and a missing broker is a failure.
+#[allow(dead_code, reason = "used by the system tests, not by the benchmark")]
+pub fn for_test() -> Option<PathBuf> {
+    if let Some(t) = installed() {
+        return Some(t);
+    }
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false") {
+        panic!("CI is set but tansu is not installed: .ci/run runs scripts/install-tansu.sh before the tests");
+    }
+    eprintln!("skipped: tansu is not installed (scripts/install-tansu.sh installs it)");
+    None
+}
+
 /// A running broker; killed when dropped.
 pub struct Broker {
     child: Child,

@@ -208,9 +208,10 @@ impl KafkaWorkerQueue {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", cfg.session_timeout_ms.to_string())
             .set("heartbeat.interval.ms", (cfg.session_timeout_ms / 4).max(100).to_string())
-            // The longest pause between two polls, also sent as the group's rebalance timeout. A vanished member
-            // is expired by the session timeout, not by this (tansu 0.6.0 stores it and uses it for nothing).
-            .set("max.poll.interval.ms", (cfg.session_timeout_ms * 5).max(30_000).to_string());
+            // The longest pause between two polls (librdkafka's default, stated): the run loop stops polling while
+            // every permit is busy, so this bounds one job's time, not a batch's. A vanished member is expired by
+            // the session timeout, not by this (tansu 0.6.0 stores it and uses it for nothing).
+            .set("max.poll.interval.ms", "300000");
         for (k, v) in &cfg.extra {
             c.set(k, v);
         }
