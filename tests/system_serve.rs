@@ -131,3 +131,71 @@ fn assay_serve_prices_every_sample_and_refuses_bad_input_without_falling_over() 
     let status = http::terminate(&mut child, Duration::from_secs(30));
     assert!(status.success(), "assay serve exits 0 on SIGTERM: {status:?}");
 }
+
+/// Finance edits the rules directory of a running `assay serve`: a valid edit reaches the next quote (new
+/// version, new price) without a restart; a broken edit is refused and the last good rules stay in force.
+#[test]
+fn a_rules_edit_reaches_the_running_service_and_a_broken_one_does_not() {
+    let rules = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(root().join("rules")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            std::fs::copy(&path, rules.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let data = tempfile::tempdir().unwrap();
+    let mut child = http::Proc(
+        Command::new(env!("CARGO_BIN_EXE_assay"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg("--data")
+            .arg(data.path())
+            .arg("--rules")
+            .arg(rules.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (addr, _stdout) = http::listening_address(&mut child);
+    let ring = std::fs::read(root().join("samples/pixelverse_ring.stl")).unwrap();
+    let quote = || {
+        let r = request(&addr, "POST", "/v1/quotes?alloy=18k-yellow", &[("Content-Type", "model/stl")], &ring);
+        wait_final(&addr, r.json()["job_id"].as_str().unwrap(), &[], Duration::from_secs(30))
+    };
+    let version = || request(&addr, "GET", "/v1/rules", &[], b"").json();
+    let before = quote();
+    let v1 = version();
+    assert_eq!(before["rules_version"], v1["version"]);
+
+    let metals = rules.path().join("metals.toml");
+    let text = std::fs::read_to_string(&metals).unwrap();
+    std::fs::write(&metals, text.replace("gold = 118.40", "gold = 130.00")).unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while version()["version"] == v1["version"] {
+        assert!(std::time::Instant::now() < until, "the edit was not picked up within 60 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let after = quote();
+    assert_eq!(after["rules_version"], version()["version"]);
+    let total = |q: &serde_json::Value| q["quotes"][0]["total"].as_str().unwrap().parse::<f64>().unwrap();
+    assert!(
+        total(&after) > total(&before),
+        "a dearer gold price makes a dearer ring: {} then {}",
+        total(&before),
+        total(&after)
+    );
+
+    // A broken edit: refused, reported, and the last good rules keep pricing.
+    std::fs::write(&metals, "format = 1\ncurrency = \"EUR\"\n[price_per_g\n").unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while version()["reload"]["last_error"].is_null() {
+        assert!(std::time::Instant::now() < until, "the broken edit was not noticed within 60 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let v = version();
+    assert!(v["reload"]["last_error"].as_str().unwrap().contains("metals.toml"), "{v}");
+    let still = quote();
+    assert_eq!(still["status"], "done");
+    assert_eq!(still["rules_version"], after["rules_version"]);
+    assert!(http::terminate(&mut child, Duration::from_secs(30)).success());
+}
