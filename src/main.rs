@@ -6,6 +6,7 @@ mod quote_cmd;
 mod rules_cmd;
 mod rules_source;
 mod serve_cmd;
+mod telemetry;
 mod worker_cmd;
 
 use std::path::PathBuf;
@@ -24,6 +25,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines: json (one object per line, ECS field names), text, or auto (json unless on a terminal).
+    #[arg(long, global = true, env = "ASSAY_LOG_FORMAT", value_enum, default_value = "auto")]
+    log_format: telemetry::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,6 +140,9 @@ pub(crate) struct WorkerArgs {
     /// Seconds in-flight jobs may take to finish after SIGTERM; the rest are redelivered.
     #[arg(long, env = "ASSAY_GRACE_SECS", default_value_t = 30)]
     pub grace_secs: u64,
+    /// Serve /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:9090) [default: none].
+    #[arg(long, env = "ASSAY_LISTEN")]
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -285,13 +292,18 @@ fn parse_units(s: &str) -> Result<models::Units, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ASSAY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let service = match cli.command {
+        Command::Gateway(_) => "assay-gateway",
+        Command::Worker(_) => "assay-worker",
+        _ => "assay",
+    };
+    // The tools for people (analyze, quote, ...) log little and to a terminal; services log JSON when piped.
+    let format = match (&cli.command, cli.log_format) {
+        (Command::Serve(_) | Command::Gateway(_) | Command::Worker(_), f) => f,
+        (_, telemetry::LogFormat::Auto) => telemetry::LogFormat::Text,
+        (_, f) => f,
+    };
+    telemetry::init_logs(format, service);
     let result = match cli.command {
         Command::Analyze(args) => analyze_cmd::run(&args),
         Command::Quote(args) => quote_cmd::run(&args),

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::telemetry::{install_metrics, render};
 use crate::worker_cmd::{service_rules, shutdown_signal};
 use crate::{GatewayArgs, HttpArgs, ServeArgs};
 
@@ -23,30 +23,6 @@ impl HttpArgs {
         };
         config.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         Ok(config)
-    }
-}
-
-/// Seconds, from a millisecond to ten minutes: fits stage times of small and very large models.
-const SECONDS_BUCKETS: &[f64] =
-    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0];
-/// Bytes, from 1 KB to 1 GB.
-const BYTES_BUCKETS: &[f64] = &[1e3, 1e4, 1e5, 1e6, 5e6, 1e7, 5e7, 1e8, 2.5e8, 5e8, 1e9];
-
-/// Installs the process-wide Prometheus recorder, with histogram buckets (summaries cannot be aggregated across
-/// pods).
-fn install_metrics() -> anyhow::Result<PrometheusHandle> {
-    PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
-        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_bytes".into()), BYTES_BUCKETS))
-        .context("histogram buckets")?
-        .install_recorder()
-        .context("cannot install the metrics recorder")
-}
-
-fn render(handle: PrometheusHandle) -> impl Fn() -> String + Send + Sync + 'static {
-    move || {
-        handle.run_upkeep();
-        handle.render()
     }
 }
 
@@ -87,6 +63,7 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         let data = args.data.display().to_string();
         let store = worker::ModelStore::from_url(&data)?;
         let rules = service_rules(args.http.rules.as_deref())?;
+        let rules_for_metrics = rules.clone();
         let queue = Arc::new(worker::InProcessQueue::new());
         let keys = !config.api_keys.is_empty();
         let state =
@@ -100,6 +77,7 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(%addr, data = %data, concurrency = options.concurrency, "assay serve started");
         announce("serve", addr, keys, "samples/pixelverse_ring.stl");
         let stop = shutdown_watch();
+        tokio::spawn(worker::report_rules(rules_for_metrics));
         let workers = tokio::spawn(worker::run(queue, ctx, options, wait(stop.clone())));
         gateway::serve(listener, gateway::router(state), wait(stop)).await.context("the HTTP server failed")?;
         let stats = workers.await.context("the worker pool failed")?;
@@ -121,6 +99,7 @@ pub(crate) fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
         // From the start of the compacted results topic: this instance can answer for jobs others accepted.
         let queue = Arc::new(worker::KafkaSubmitter::connect(&cfg, true)?);
         let keys = !config.api_keys.is_empty();
+        tokio::spawn(worker::report_rules(rules.clone()));
         let state = gateway::AppState::with_metrics(config, store, queue, rules, render(metrics));
         let (listener, addr) = listen(&args.http.listen).await?;
         tracing::info!(%addr, kafka = %cfg.bootstrap, store = %args.store, "assay gateway started");

@@ -69,8 +69,25 @@ pub(crate) fn run_worker(args: &WorkerArgs) -> anyhow::Result<ExitCode> {
         let rules = service_rules(args.rules.as_deref())?;
         worker::ensure_topics(&cfg).await.context("cannot prepare the Kafka topics")?;
         let queue = Arc::new(worker::KafkaWorkerQueue::connect(&cfg)?);
+        if let Some(addr) = &args.listen {
+            let metrics = crate::telemetry::install_metrics()?;
+            let (s, q) = (store.clone(), queue.clone());
+            let probes: Vec<(&'static str, gateway::Probe)> = vec![
+                ("store", Arc::new(move || { let s = s.clone(); Box::pin(async move { s.ping().await.map_err(|e| e.to_string()) }) })),
+                ("queue", Arc::new(move || { let q = q.clone(); Box::pin(async move { q.ready().await.map_err(|e| e.to_string()) }) })),
+            ];
+            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+            tracing::info!(addr = %listener.local_addr().context("the listening address")?, "serving /metrics, /healthz, /readyz");
+            let router = gateway::ops_router(crate::telemetry::render(metrics), probes);
+            tokio::spawn(async move {
+                if let Err(e) = gateway::serve(listener, router, std::future::pending()).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            });
+        }
+        tokio::spawn(worker::report_rules(rules.clone()));
         let name = args.name.clone().unwrap_or_else(|| format!("worker-{}", std::process::id()));
-        let ctx = Arc::new(worker::Context::new(&name, store, rules));
+        let ctx = Arc::new(worker::Context::new(&name, store.clone(), rules));
         let options = worker::RunOptions {
             concurrency: args.concurrency.unwrap_or_else(|| worker::RunOptions::default().concurrency),
             grace: Duration::from_secs(args.grace_secs),

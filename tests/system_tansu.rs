@@ -72,6 +72,7 @@ impl Worker {
             .env("ASSAY_SESSION_TIMEOUT_MS", SESSION_TIMEOUT_MS.to_string())
             .env("ASSAY_TOPIC_PARTITIONS", PARTITIONS.to_string())
             .env("ASSAY_LOG", "info")
+            .env("ASSAY_LOG_FORMAT", "json")
             .stdout(Stdio::null())
             .stderr(Stdio::from(file))
             .spawn()
@@ -83,9 +84,9 @@ impl Worker {
     fn assignments(&self) -> Vec<usize> {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         text.lines()
-            .map(strip_ansi)
-            .filter(|l| l.contains("partitions assigned"))
-            .filter_map(|l| l.rsplit("partitions=").next().and_then(|n| n.trim().parse().ok()))
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|l| l["message"] == "partitions assigned")
+            .filter_map(|l| l["partitions"].as_u64().map(|n| n as usize))
             .collect()
     }
 

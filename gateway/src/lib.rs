@@ -226,6 +226,52 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// Registers the help text and unit of every metric the gateway records (call once the recorder is installed).
+pub fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!("assay_http_requests_total", "HTTP requests answered, by route template, method and status");
+    describe_histogram!(
+        "assay_http_request_duration_seconds",
+        Unit::Seconds,
+        "Time to answer an HTTP request, by route template and method (a submission includes its upload)"
+    );
+    describe_counter!("assay_gateway_jobs_accepted_total", "Quote jobs accepted and queued");
+    describe_histogram!("assay_gateway_upload_bytes", Unit::Bytes, "Size of accepted model uploads");
+    describe_gauge!("assay_gateway_websockets_open", "Event WebSockets open now");
+    describe_counter!(
+        "assay_gateway_updates_missed_total",
+        "Job updates the gateway fell too far behind to read (their polls stay pending)"
+    );
+}
+
+/// A named readiness check for [`ops_router`]: `Ok` or what is wrong.
+pub type Probe = Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// The platform endpoints of a process without the API (a worker): `/healthz`, `/readyz` (every probe answers
+/// within 3 s) and `/metrics`.
+pub fn ops_router(render: impl Fn() -> String + Send + Sync + 'static, probes: Vec<(&'static str, Probe)>) -> Router {
+    let render: Render = Arc::new(render);
+    let probes = Arc::new(probes);
+    Router::new()
+        .route("/healthz", get(routes::healthz))
+        .route(
+            "/readyz",
+            get(move || {
+                let probes = probes.clone();
+                async move { routes::readiness(&probes).await }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let render = render.clone();
+                async move { routes::prometheus_text(render()) }
+            }),
+        )
+        .fallback(routes::no_route)
+        .layer(axum::middleware::from_fn(routes::observe))
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then lets requests in progress finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,

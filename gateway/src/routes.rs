@@ -387,11 +387,30 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 /// Prometheus text exposition.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     match &state.metrics {
-        Some(render) => {
-            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], render()).into_response()
-        }
+        Some(render) => prometheus_text(render()),
         None => ApiError::not_found("metrics are not enabled in this process").into_response(),
     }
+}
+
+pub(crate) fn prometheus_text(text: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+/// Runs every probe with a time limit; 200 when all pass, 503 with what failed otherwise.
+pub(crate) async fn readiness(probes: &[(&'static str, crate::Probe)]) -> Response {
+    let limit = Duration::from_secs(3);
+    let outcomes = futures::future::join_all(probes.iter().map(|(name, probe)| async move {
+        let outcome = match tokio::time::timeout(limit, probe()).await {
+            Ok(r) => r,
+            Err(_) => Err("no answer within 3 s".to_owned()),
+        };
+        (*name, outcome)
+    }))
+    .await;
+    let ready = outcomes.iter().all(|(_, o)| o.is_ok());
+    let checks = outcomes.into_iter().map(|(n, o)| (n.to_owned(), o.err().unwrap_or_else(|| "ok".into()))).collect();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(Readiness { status: if ready { "ready" } else { "not_ready" }.into(), checks })).into_response()
 }
 
 /// The OpenAPI description of this API.

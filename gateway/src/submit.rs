@@ -341,10 +341,18 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// The incoming W3C `traceparent`, when it is well formed; it travels with the job.
-fn traceparent(headers: &HeaderMap) -> Option<String> {
-    let tp = headers.get("traceparent")?.to_str().ok()?;
-    worker::job::trace_id(Some(tp)).map(|_| tp.to_owned())
+/// The W3C `traceparent` the job travels with: the request's when it sent a well-formed one (the caller's trace
+/// goes on), else a new trace, so every job has a trace id its logs and result share.
+fn traceparent(headers: &HeaderMap) -> String {
+    let incoming = headers.get("traceparent").and_then(|v| v.to_str().ok());
+    match incoming.filter(|tp| worker::job::trace_id(Some(tp)).is_some()) {
+        Some(tp) => tp.to_owned(),
+        None => {
+            let trace = uuid::Uuid::new_v4().simple().to_string();
+            let span = &uuid::Uuid::new_v4().simple().to_string()[..16];
+            format!("00-{trace}-{span}-01")
+        }
+    }
 }
 
 /// Submit a model for a quote.
@@ -447,12 +455,14 @@ pub async fn submit(
     };
     // In the book before it is queued: an answer cannot arrive for a job the book does not know.
     state.book.accept(&job_id, now);
-    if let Err(e) = state.queue.submit(&job, traceparent(&headers).as_deref()).await {
+    let traceparent = traceparent(&headers);
+    let trace_id = worker::job::trace_id(Some(&traceparent)).unwrap_or_default();
+    if let Err(e) = state.queue.submit(&job, Some(&traceparent)).await {
         state.book.withdraw(&job_id);
-        tracing::error!(job.id = %job_id, error = %e, "cannot queue a job");
+        tracing::error!(job.id = %job_id, trace.id = %trace_id, error = %e, "cannot queue a job");
         return Err(ApiError::unavailable("queue_unavailable", "the job queue is unavailable: try again shortly"));
     }
-    tracing::info!(job.id = %job_id, model.sha256 = %stored.sha256, model.size = stored.size, format, "job accepted");
+    tracing::info!(job.id = %job_id, trace.id = %trace_id, model.sha256 = %stored.sha256, model.size = stored.size, format, "job accepted");
     metrics::counter!("assay_gateway_jobs_accepted_total").increment(1);
     metrics::histogram!("assay_gateway_upload_bytes").record(stored.size as f64);
     let accepted = Accepted {

@@ -223,3 +223,31 @@ pub async fn events(addr: &str, job_id: &str, key: Option<&str>) -> Vec<serde_js
     tokio::time::timeout(Duration::from_secs(120), read).await.expect("the socket closed after the result");
     got
 }
+
+/// Lints Prometheus text with `promtool check metrics` when promtool is installed (in CI it must be:
+/// `.ci/run` installs it through scripts/check-alerts.sh); returns whether it ran.
+pub fn promtool_check(text: &str) -> bool {
+    let Ok(mut child) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        assert!(
+            std::env::var_os("CI").is_none_or(|v| v.is_empty() || v == "false"),
+            "CI is set but promtool is missing: .ci/run installs it (scripts/check-alerts.sh)"
+        );
+        eprintln!("promtool is not installed: metrics lint skipped");
+        return false;
+    };
+    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    true
+}

@@ -117,8 +117,12 @@ pub async fn process(ctx: &Context, job: &Job, traceparent: Option<&str>) -> Job
         }
         let units = job.model.units;
         let report = match ctx.cache.get(&job.model.sha256, units) {
-            Some(r) => r,
+            Some(r) => {
+                metrics::counter!("assay_cache_hits_total").increment(1);
+                r
+            }
             None => {
+                metrics::counter!("assay_cache_misses_total").increment(1);
                 let fetch = Instant::now();
                 let bytes = match fetch_with_retry(ctx, job).await {
                     Ok(b) => b,
@@ -133,11 +137,13 @@ pub async fn process(ctx: &Context, job: &Job, traceparent: Option<&str>) -> Job
                     }
                 };
                 t.fetch = ms(fetch.elapsed());
+                metrics::histogram!("assay_model_size_bytes").record(bytes.len() as f64);
                 let options = models::ParseOptions { units, limits: ctx.limits.clone() };
                 match measure(bytes, options).await {
                     Ok((report, parse, analyze)) => {
                         t.parse = parse;
                         t.analyze = analyze;
+                        metrics::histogram!("assay_model_triangles").record(report.triangles as f64);
                         let report = Arc::new(report);
                         ctx.cache.insert(&job.model.sha256, units, report.clone());
                         report

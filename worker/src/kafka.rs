@@ -175,7 +175,21 @@ struct Context {
     tracker: Arc<Mutex<Tracker>>,
 }
 
-impl ClientContext for Context {}
+impl ClientContext for Context {
+    /// librdkafka's statistics (every `statistics.interval.ms`): the lag of each partition this member consumes.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (id, p) in &t.partitions {
+                // -1 is the internal "unassigned" partition; lag is -1 until the first fetch.
+                if *id < 0 || !p.desired || p.consumer_lag < 0 {
+                    continue;
+                }
+                metrics::gauge!("assay_kafka_consumer_lag", "topic" => topic.clone(), "partition" => id.to_string())
+                    .set(p.consumer_lag as f64);
+            }
+        }
+    }
+}
 
 impl ConsumerContext for Context {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -183,6 +197,9 @@ impl ConsumerContext for Context {
             let mut t = self.tracker.lock().unwrap_or_else(|e| e.into_inner());
             for e in tpl.elements() {
                 t.forget(e.partition());
+                // The new owner reports this partition's lag from now on.
+                metrics::gauge!("assay_kafka_consumer_lag", "topic" => e.topic().to_owned(), "partition" => e.partition().to_string())
+                    .set(0.0);
             }
             tracing::info!(partitions = tpl.count(), "partitions revoked");
         }
@@ -223,7 +240,8 @@ impl KafkaWorkerQueue {
             // The longest pause between two polls (librdkafka's default, stated): the run loop stops polling while
             // every permit is busy, so this bounds one job's time, not a batch's. A vanished member is expired by
             // the session timeout, not by this (tansu 0.6.0 stores it and uses it for nothing).
-            .set("max.poll.interval.ms", "300000");
+            .set("max.poll.interval.ms", "300000")
+            .set("statistics.interval.ms", "5000");
         for (k, v) in &cfg.extra {
             c.set(k, v);
         }
@@ -243,6 +261,11 @@ fn traceparent_header(traceparent: Option<&str>) -> OwnedHeaders {
 }
 
 impl KafkaWorkerQueue {
+    /// Whether the broker answers and the jobs topic exists (for the worker's readiness check).
+    pub async fn ready(&self) -> Result<(), QueueError> {
+        topic_ready(&self.producer, &self.cfg.jobs_topic).await
+    }
+
     /// Partitions of the jobs topic this member owns now (0 before the group has assigned any).
     pub fn assigned_partitions(&self) -> usize {
         self.consumer.assignment().map_or(0, |tpl| tpl.count())
@@ -458,21 +481,27 @@ impl Submitter for KafkaSubmitter {
                 self.cfg.results_topic
             )));
         }
-        let producer = self.producer.clone();
-        let topic = self.cfg.jobs_topic.clone();
-        // librdkafka's metadata call blocks: keep it off the runtime's threads.
-        let metadata = tokio::task::spawn_blocking(move || {
-            producer.client().fetch_metadata(Some(&topic), Duration::from_secs(2)).map(|m| {
-                m.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
-            })
-        })
-        .await
-        .map_err(|e| QueueError::Kafka(e.to_string()))?;
-        match metadata {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(QueueError::Kafka(format!("topic {} is missing", self.cfg.jobs_topic))),
-            Err(e) => Err(kafka(e)),
-        }
+        topic_ready(&self.producer, &self.cfg.jobs_topic).await
+    }
+}
+
+/// Whether the broker answers and `topic` exists with partitions (for readiness checks).
+async fn topic_ready(producer: &FutureProducer, topic: &str) -> Result<(), QueueError> {
+    let producer = producer.clone();
+    let name = topic.to_owned();
+    // librdkafka's metadata call blocks: keep it off the runtime's threads.
+    let metadata = tokio::task::spawn_blocking(move || {
+        producer
+            .client()
+            .fetch_metadata(Some(&name), Duration::from_secs(2))
+            .map(|m| m.topics().iter().any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty()))
+    })
+    .await
+    .map_err(|e| QueueError::Kafka(e.to_string()))?;
+    match metadata {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(QueueError::Kafka(format!("topic {topic} is missing"))),
+        Err(e) => Err(kafka(e)),
     }
 }
 

@@ -18,7 +18,7 @@ pub use job::{process, Context, Rules};
 pub use kafka::{ensure_topics, KafkaConfig, KafkaSubmitter, KafkaWorkerQueue};
 pub use protocol::{Job, JobOptions, JobResult, ModelRef, Status, Timings};
 pub use queue::{Delivery, QueueError, Submitter, WorkerQueue};
-pub use run::{run, RunOptions, RunStats};
+pub use run::{describe_metrics, report_rules, run, RunOptions, RunStats};
 pub use store::{ModelStore, StoreError, StoredModel};
 
 /// Milliseconds since the Unix epoch.

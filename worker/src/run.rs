@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 use crate::job::{process, Context};
 use crate::protocol::{decode_job, JobResult};
@@ -75,6 +76,9 @@ pub async fn run<Q: WorkerQueue>(
             stats.finished += 1;
         }
     }
+    while tasks.try_join_next().is_some() {
+        stats.finished += 1;
+    }
     tracing::info!(in_flight = tasks.len(), "stopping: no new jobs; finishing those in flight");
     let drain = async {
         while tasks.join_next().await.is_some() {
@@ -92,15 +96,29 @@ pub async fn run<Q: WorkerQueue>(
 
 /// Handles one delivery; acknowledges it only once its result (or dead letter) is durable.
 async fn handle<Q: WorkerQueue>(queue: &Q, ctx: &Context, d: Delivery) {
+    metrics::gauge!("assay_jobs_in_flight").increment(1.0);
+    // Every log line of the job carries its id and trace id (filled in once the message is decoded).
+    let span = tracing::info_span!("job", "job.id" = tracing::field::Empty, "trace.id" = tracing::field::Empty);
+    handle_inner(queue, ctx, d).instrument(span).await;
+    metrics::gauge!("assay_jobs_in_flight").decrement(1.0);
+}
+
+async fn handle_inner<Q: WorkerQueue>(queue: &Q, ctx: &Context, d: Delivery) {
     let result = match decode_job(&d.payload) {
         Ok(job) => {
-            tracing::info!(job.id = %job.job_id, model = %job.model.sha256, "job started");
+            let span = tracing::Span::current();
+            span.record("job.id", job.job_id.as_str());
+            if let Some(trace) = crate::job::trace_id(d.traceparent.as_deref()) {
+                span.record("trace.id", trace.as_str());
+            }
+            tracing::info!(model.sha256 = %job.model.sha256, "job started");
             let running = JobResult::running(&job.job_id, &ctx.name, crate::job::trace_id(d.traceparent.as_deref()));
             queue.progress(&running, d.traceparent.as_deref()).await;
             process(ctx, &job, d.traceparent.as_deref()).await
         }
         Err(bad) => {
             tracing::warn!(reason = %bad.reason, "undecodable job message to the dead-letter queue");
+            metrics::counter!("assay_dead_letters_total").increment(1);
             if !retry("dead letter", || queue.dead_letter(&d, &bad.reason)).await {
                 return;
             }
@@ -113,9 +131,19 @@ async fn handle<Q: WorkerQueue>(queue: &Q, ctx: &Context, d: Delivery) {
             }
         }
     };
+    record(&result);
+    let t = &result.timings_ms;
     match &result.error {
-        None => tracing::info!(job.id = %result.job_id, total_ms = result.timings_ms.total, "job done"),
-        Some(e) => tracing::info!(job.id = %result.job_id, code = %e.code, "job failed"),
+        None => tracing::info!(
+            queue_wait_ms = t.queue_wait,
+            fetch_ms = t.fetch,
+            parse_ms = t.parse,
+            analyze_ms = t.analyze,
+            price_ms = t.price,
+            total_ms = t.total,
+            "job done"
+        ),
+        Some(e) => tracing::info!(code = %e.code, total_ms = t.total, "job failed"),
     }
     if retry("result", || queue.publish(&result, d.traceparent.as_deref())).await {
         queue.done(&d);
@@ -141,4 +169,75 @@ where
     }
     tracing::error!("giving up publishing the {what}: the job stays unacknowledged and will be redelivered");
     false
+}
+
+/// The job's outcome and stage times as metrics (seconds, as Prometheus wants them).
+fn record(result: &JobResult) {
+    let (outcome, code) = match &result.error {
+        None => ("done", String::new()),
+        Some(e) => ("failed", e.code.clone()),
+    };
+    metrics::counter!("assay_jobs_total", "outcome" => outcome, "code" => code).increment(1);
+    let t = &result.timings_ms;
+    metrics::histogram!("assay_job_queue_wait_seconds").record(t.queue_wait / 1e3);
+    for (stage, ms) in
+        [("fetch", t.fetch), ("parse", t.parse), ("analyze", t.analyze), ("price", t.price), ("total", t.total)]
+    {
+        metrics::histogram!("assay_job_stage_duration_seconds", "stage" => stage).record(ms / 1e3);
+    }
+}
+
+/// Publishes the rules in force as metrics every few seconds: `assay_rules_info{version}` and the reload
+/// counters, so a refused edit shows on a dashboard and in an alert.
+pub async fn report_rules(rules: crate::Rules) {
+    let mut shown: Option<String> = None;
+    loop {
+        let version = rules.current().version.clone();
+        if shown.as_deref() != Some(version.as_str()) {
+            if let Some(old) = shown.take() {
+                metrics::gauge!("assay_rules_info", "version" => old).set(0.0);
+            }
+            metrics::gauge!("assay_rules_info", "version" => version.clone()).set(1.0);
+            shown = Some(version);
+        }
+        if let crate::Rules::Watched(w) = &rules {
+            let status = w.status();
+            metrics::counter!("assay_rules_reloads_total").absolute(status.reloads);
+            metrics::counter!("assay_rules_reload_failures_total").absolute(status.failures);
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// Registers the help text and unit of every metric the worker records (call once the recorder is installed).
+pub fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!("assay_jobs_total", "Quote jobs finished, by outcome (done, failed) and error code");
+    describe_histogram!(
+        "assay_job_stage_duration_seconds",
+        Unit::Seconds,
+        "Time a job spent in each stage: fetch, parse, analyze, price, and total from submission"
+    );
+    describe_histogram!(
+        "assay_job_queue_wait_seconds",
+        Unit::Seconds,
+        "Time from submission until a worker took the job"
+    );
+    describe_gauge!("assay_jobs_in_flight", "Jobs this process is working on now");
+    describe_histogram!("assay_model_size_bytes", Unit::Bytes, "Size of the models fetched from the store");
+    describe_histogram!("assay_model_triangles", Unit::Count, "Triangles of the models measured");
+    describe_counter!("assay_cache_hits_total", "Jobs whose geometry came from the cache");
+    describe_counter!("assay_cache_misses_total", "Jobs whose model had to be fetched and measured");
+    describe_counter!("assay_dead_letters_total", "Undecodable job messages put on the dead-letter queue");
+    describe_gauge!("assay_rules_info", "1 for the version of the pricing rules in force (0 for earlier ones)");
+    describe_counter!("assay_rules_reloads_total", "Edits of the rules directory taken into force");
+    describe_counter!(
+        "assay_rules_reload_failures_total",
+        "Edits of the rules directory refused (last good rules kept)"
+    );
+    describe_gauge!(
+        "assay_kafka_consumer_lag",
+        Unit::Count,
+        "Messages behind the end of each jobs partition this worker consumes (librdkafka statistics)"
+    );
 }

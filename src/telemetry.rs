@@ -1,0 +1,141 @@
+//! What a process reports about itself: logs (JSON lines with the field names Elasticsearch/ECS users expect, or
+//! human-readable on a terminal) and the Prometheus recorder. Only the binary installs these; the libraries
+//! record through the `tracing` and `metrics` facades.
+
+use std::fmt;
+use std::io::IsTerminal;
+
+use anyhow::Context as _;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// JSON when standard error is not a terminal, text when it is.
+    Auto,
+    /// One JSON object per line (ECS field names).
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// Installs the log subscriber. `service` names the process in JSON lines (`OTEL_SERVICE_NAME` overrides it).
+pub(crate) fn init_logs(format: LogFormat, service: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ASSAY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    if json {
+        let service = std::env::var("OTEL_SERVICE_NAME").ok().filter(|s| !s.is_empty()).unwrap_or(service.to_owned());
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .fmt_fields(JsonFields::new())
+            .event_format(Ecs { service })
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
+}
+
+/// One JSON object per event: `@timestamp`, `log.level`, `log.logger`, `message`, `service.name`, the event's
+/// fields, and the fields of the spans it happened in (such as `job.id` and `trace.id` of the job's span).
+struct Ecs {
+    service: String,
+}
+
+#[derive(Default)]
+struct Fields(serde_json::Map<String, serde_json::Value>);
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}").into());
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for Ecs
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let mut line = serde_json::Map::new();
+        let mut timestamp = String::new();
+        SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
+        line.insert("@timestamp".into(), timestamp.into());
+        line.insert("log.level".into(), event.metadata().level().as_str().to_ascii_lowercase().into());
+        line.insert("log.logger".into(), event.metadata().target().into());
+        line.insert("service.name".into(), self.service.clone().into());
+        // Span fields, outermost first, so an inner span's value wins; then the event's own.
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                let ext = span.extensions();
+                let Some(fields) = ext.get::<FormattedFields<N>>() else { continue };
+                if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(fields) {
+                    line.extend(map);
+                }
+            }
+        }
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        line.extend(fields.0);
+        let text = serde_json::to_string(&line).map_err(|_| fmt::Error)?;
+        writeln!(writer, "{text}")
+    }
+}
+
+/// Seconds, from a millisecond to ten minutes: fits stage times of small and very large models.
+const SECONDS_BUCKETS: &[f64] =
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0];
+/// Bytes, from 1 KB to 1 GB.
+const BYTES_BUCKETS: &[f64] = &[1e3, 1e4, 1e5, 1e6, 5e6, 1e7, 5e7, 1e8, 2.5e8, 5e8, 1e9];
+/// Triangles, from a few hundred to the 10 M limit.
+const TRIANGLE_BUCKETS: &[f64] = &[1e3, 5e3, 1e4, 2.5e4, 5e4, 1e5, 2.5e5, 5e5, 1e6, 2.5e6, 5e6, 1e7];
+
+/// Installs the process-wide Prometheus recorder with histogram buckets (the exporter's default, summaries,
+/// cannot be aggregated across pods).
+pub(crate) fn install_metrics() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_bytes".into()), BYTES_BUCKETS))
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_triangles".into()), TRIANGLE_BUCKETS))
+        .context("histogram buckets")?
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    worker::describe_metrics();
+    gateway::describe_metrics();
+    Ok(handle)
+}
+
+/// Renders the metrics for `/metrics`, running the exporter's upkeep first (it is not run for us when we serve
+/// the text from our own route).
+pub(crate) fn render(handle: PrometheusHandle) -> impl Fn() -> String + Send + Sync + 'static {
+    move || {
+        handle.run_upkeep();
+        handle.render()
+    }
+}
