@@ -303,7 +303,13 @@ fn main() -> ExitCode {
         (_, telemetry::LogFormat::Auto) => telemetry::LogFormat::Text,
         (_, f) => f,
     };
-    telemetry::init_logs(format, service);
+    let _telemetry = match telemetry::init(format, service) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Command::Analyze(args) => analyze_cmd::run(&args),
         Command::Quote(args) => quote_cmd::run(&args),

@@ -25,8 +25,94 @@ pub(crate) enum LogFormat {
     Text,
 }
 
-/// Installs the log subscriber. `service` names the process in JSON lines (`OTEL_SERVICE_NAME` overrides it).
-pub(crate) fn init_logs(format: LogFormat, service: &str) {
+/// What must outlive the program's work: the span exporter, flushed when this is dropped.
+pub(crate) struct Telemetry {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(p) = self.provider.take() {
+            if let Err(e) = p.shutdown() {
+                eprintln!("warning: spans not all exported at exit: {e}");
+            }
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(std::time::Duration::from_secs(5));
+        }
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// An OTLP span exporter when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set, configured by the
+/// standard variables: `OTEL_EXPORTER_OTLP_PROTOCOL` (`http/protobuf`, the default, or `grpc`),
+/// `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_SDK_DISABLED`.
+fn tracer_provider(service: &str) -> anyhow::Result<Telemetry> {
+    use opentelemetry_otlp::{SpanExporter, WithExportConfig as _};
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    let off = Telemetry { provider: None, runtime: None };
+    if env("OTEL_EXPORTER_OTLP_ENDPOINT").or_else(|| env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")).is_none()
+        || env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        || env("OTEL_TRACES_EXPORTER").is_some_and(|v| v == "none")
+    {
+        return Ok(off);
+    }
+    let mut resource = opentelemetry_sdk::Resource::builder();
+    if env("OTEL_SERVICE_NAME").is_none() {
+        resource = resource.with_service_name(service.to_owned());
+    }
+    let resource = resource.build();
+    let protocol = env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        .unwrap_or_else(|| "http/protobuf".into());
+    match protocol.as_str() {
+        "http/protobuf" => {
+            let exporter = SpanExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .build()
+                .context("the OTLP/HTTP span exporter")?;
+            // The batch processor exports from a thread of its own, with a blocking HTTP client.
+            let provider = SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build();
+            Ok(Telemetry { provider: Some(provider), runtime: None })
+        }
+        "grpc" => {
+            // tonic needs a tokio runtime: one small runtime of its own, so export never competes with the
+            // service's runtime and outlives it until the final flush.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("otlp-export")
+                .enable_all()
+                .build()
+                .context("the OTLP export runtime")?;
+            let provider = {
+                let _inside = runtime.enter();
+                let exporter = SpanExporter::builder().with_tonic().build().context("the OTLP/gRPC span exporter")?;
+                let processor =
+                    opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
+                        exporter,
+                        opentelemetry_sdk::runtime::Tokio,
+                    )
+                    .build();
+                SdkTracerProvider::builder().with_span_processor(processor).with_resource(resource).build()
+            };
+            Ok(Telemetry { provider: Some(provider), runtime: Some(runtime) })
+        }
+        other => anyhow::bail!("OTEL_EXPORTER_OTLP_PROTOCOL \"{other}\" is not supported: use http/protobuf or grpc"),
+    }
+}
+
+/// Installs the log subscriber and, when configured, the OpenTelemetry span exporter. `service` names the
+/// process (`OTEL_SERVICE_NAME` overrides it).
+pub(crate) fn init(format: LogFormat, service: &str) -> anyhow::Result<Telemetry> {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("ASSAY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let json = match format {
@@ -34,17 +120,28 @@ pub(crate) fn init_logs(format: LogFormat, service: &str) {
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    if json {
-        let service = std::env::var("OTEL_SERVICE_NAME").ok().filter(|s| !s.is_empty()).unwrap_or(service.to_owned());
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
+    let name = env("OTEL_SERVICE_NAME").unwrap_or(service.to_owned());
+    let logs = if json {
+        tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .fmt_fields(JsonFields::new())
-            .event_format(Ecs { service })
-            .init();
+            .event_format(Ecs { service: name })
+            .with_filter(filter)
+            .boxed()
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    }
+        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter).boxed()
+    };
+    let telemetry = tracer_provider(service)?;
+    // Spans of assay's own crates only, whatever ASSAY_LOG says: the exporter's HTTP client must not trace itself.
+    let spans = telemetry.provider.as_ref().map(|p| {
+        let targets = tracing_subscriber::filter::Targets::new()
+            .with_target("assay", tracing::Level::INFO)
+            .with_target("gateway", tracing::Level::INFO)
+            .with_target("worker", tracing::Level::INFO);
+        tracing_opentelemetry::layer().with_tracer(p.tracer("assay")).with_filter(targets)
+    });
+    tracing_subscriber::registry().with(logs).with(spans).init();
+    Ok(telemetry)
 }
 
 /// One JSON object per event: `@timestamp`, `log.level`, `log.logger`, `message`, `service.name`, the event's
@@ -103,6 +200,8 @@ where
         let mut fields = Fields::default();
         event.record(&mut fields);
         line.extend(fields.0);
+        // Span names and kinds for OpenTelemetry, not log fields.
+        line.retain(|k, _| !k.starts_with("otel."));
         let text = serde_json::to_string(&line).map_err(|_| fmt::Error)?;
         writeln!(writer, "{text}")
     }

@@ -93,6 +93,8 @@ pub trait JobQueue: Send + Sync + 'static {
     async fn submit(&self, job: &Job, traceparent: Option<&str>) -> Result<(), QueueError>;
     fn updates(&self) -> broadcast::Receiver<JobResult>;
     async fn ready(&self) -> Result<(), QueueError>;
+    /// `messaging.system` for spans.
+    fn messaging_system(&self) -> &'static str;
 }
 
 #[async_trait::async_trait]
@@ -105,6 +107,9 @@ impl<S: Submitter> JobQueue for S {
     }
     async fn ready(&self) -> Result<(), QueueError> {
         Submitter::ready(self).await
+    }
+    fn messaging_system(&self) -> &'static str {
+        Submitter::messaging_system(self)
     }
 }
 

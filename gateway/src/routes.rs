@@ -432,11 +432,33 @@ pub async fn wrong_method(method: Method, uri: Uri) -> ApiError {
 }
 
 /// Counts and times every request by route template (never by raw path, which would explode the labels).
+/// Also opens the request's HTTP server span, continuing the caller's trace when it sends a `traceparent`.
 pub async fn observe(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    use tracing::Instrument as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let matched = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let route = matched.clone().unwrap_or_else(|| "unmatched".into());
     let method = req.method().as_str().to_owned();
+    let span = tracing::info_span!(
+        "request",
+        otel.name = matched.as_ref().map_or_else(|| method.clone(), |r| format!("{method} {r}")),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %method,
+        http.route = matched.as_deref(),
+        url.path = req.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    let incoming = req.headers().get("traceparent").and_then(|v| v.to_str().ok());
+    if incoming.and_then(worker::trace::parse).is_some() {
+        let _ = span.set_parent(worker::trace::context(incoming));
+    }
     let started = Instant::now();
-    let response = next.run(req).await;
+    let response = next.run(req).instrument(span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
+    if response.status().is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
     let status = response.status().as_u16().to_string();
     let seconds = started.elapsed().as_secs_f64();
     metrics::counter!("assay_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status.clone())

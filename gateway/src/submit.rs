@@ -455,9 +455,20 @@ pub async fn submit(
     };
     // In the book before it is queued: an answer cannot arrive for a job the book does not know.
     state.book.accept(&job_id, now);
-    let traceparent = traceparent(&headers);
+    let send = tracing::info_span!(
+        "send",
+        otel.name = "send assay.quote-jobs",
+        otel.kind = "producer",
+        messaging.system = state.queue.messaging_system(),
+        messaging.operation.type = "send",
+        messaging.destination.name = "assay.quote-jobs",
+        assay.job_id = %job_id,
+        assay.model_sha256 = %stored.sha256,
+    );
+    // The job carries the send span's context; without an OpenTelemetry layer, the caller's or a new trace.
+    let traceparent = worker::trace::of_span(&send).unwrap_or_else(|| traceparent(&headers));
     let trace_id = worker::job::trace_id(Some(&traceparent)).unwrap_or_default();
-    if let Err(e) = state.queue.submit(&job, Some(&traceparent)).await {
+    if let Err(e) = tracing::Instrument::instrument(state.queue.submit(&job, Some(&traceparent)), send).await {
         state.book.withdraw(&job_id);
         tracing::error!(job.id = %job_id, trace.id = %trace_id, error = %e, "cannot queue a job");
         return Err(ApiError::unavailable("queue_unavailable", "the job queue is unavailable: try again shortly"));

@@ -5,6 +5,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tracing::Instrument as _;
+
 use crate::cache::GeometryCache;
 use crate::protocol::{Job, JobResult, Status, Timings, VERSION};
 use crate::store::{ModelStore, StoreError};
@@ -124,7 +126,7 @@ pub async fn process(ctx: &Context, job: &Job, traceparent: Option<&str>) -> Job
             None => {
                 metrics::counter!("assay_cache_misses_total").increment(1);
                 let fetch = Instant::now();
-                let bytes = match fetch_with_retry(ctx, job).await {
+                let bytes = match fetch_with_retry(ctx, job).instrument(tracing::info_span!("fetch")).await {
                     Ok(b) => b,
                     Err(e) => {
                         t.fetch = ms(fetch.elapsed());
@@ -157,7 +159,7 @@ pub async fn process(ctx: &Context, job: &Job, traceparent: Option<&str>) -> Job
         };
         let price = Instant::now();
         let rules = ctx.rules.current();
-        let quotes = rules.price(&report, &(&job.options).into());
+        let quotes = tracing::info_span!("price").in_scope(|| rules.price(&report, &(&job.options).into()));
         t.price = ms(price.elapsed());
         match quotes {
             Ok(q) => {
@@ -209,15 +211,17 @@ async fn measure(
     options: models::ParseOptions,
 ) -> Result<(models::Report, f64, f64), (models::ModelError, f64)> {
     let (tx, rx) = tokio::sync::oneshot::channel();
+    // The stage spans are children of the job's span, opened on rayon's thread where the work happens.
+    let job_span = tracing::Span::current();
     rayon::spawn(move || {
         let t = Instant::now();
-        let mesh = models::parse(&bytes, &options);
+        let mesh = tracing::info_span!(parent: &job_span, "parse").in_scope(|| models::parse(&bytes, &options));
         let parse = ms(t.elapsed());
         drop(bytes);
         let out = match mesh {
             Ok(mesh) => {
                 let t = Instant::now();
-                let report = models::analyze(&mesh);
+                let report = tracing::info_span!(parent: &job_span, "analyze").in_scope(|| models::analyze(&mesh));
                 Ok((report, parse, ms(t.elapsed())))
             }
             Err(e) => Err((e, parse)),

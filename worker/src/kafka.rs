@@ -273,6 +273,18 @@ impl KafkaWorkerQueue {
 }
 
 impl WorkerQueue for KafkaWorkerQueue {
+    fn messaging_system(&self) -> &'static str {
+        "kafka"
+    }
+
+    fn consumer_group(&self) -> Option<&str> {
+        Some(&self.cfg.group_id)
+    }
+
+    fn destinations(&self) -> (&str, &str) {
+        (&self.cfg.jobs_topic, &self.cfg.results_topic)
+    }
+
     async fn next(&self) -> Result<Option<Delivery>, QueueError> {
         let m = self.consumer.recv().await.map_err(kafka)?;
         let traceparent = m.headers().and_then(|h| {
@@ -456,6 +468,10 @@ impl Drop for KafkaSubmitter {
 }
 
 impl Submitter for KafkaSubmitter {
+    fn messaging_system(&self) -> &'static str {
+        "kafka"
+    }
+
     async fn submit(&self, job: &Job, traceparent: Option<&str>) -> Result<(), QueueError> {
         let payload = serde_json::to_vec(job).map_err(|e| QueueError::Encode(e.to_string()))?;
         let record = FutureRecord::to(&self.cfg.jobs_topic)

@@ -11,6 +11,7 @@ pub mod protocol;
 pub mod queue;
 pub mod run;
 pub mod store;
+pub mod trace;
 
 pub use cache::GeometryCache;
 pub use inproc::InProcessQueue;

@@ -16,6 +16,16 @@ pub struct Delivery {
     pub(crate) token: Token,
 }
 
+impl Delivery {
+    /// The Kafka partition and offset the message came from (none in-process).
+    pub fn position(&self) -> Option<(i32, i64)> {
+        match self.token {
+            Token::Kafka { partition, offset } => Some((partition, offset)),
+            Token::InProcess(_) => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Token {
     InProcess(u64),
@@ -37,6 +47,18 @@ pub enum QueueError {
 /// Delivery is at least once: a job is `done` only after its result (or its dead letter) is durable, and only
 /// done jobs are ever committed, in order within each partition.
 pub trait WorkerQueue: Send + Sync + 'static {
+    /// `messaging.system` for spans: `kafka`, or `in_process`.
+    fn messaging_system(&self) -> &'static str {
+        "in_process"
+    }
+    /// The jobs and the results destinations, for spans.
+    fn destinations(&self) -> (&str, &str) {
+        ("assay.quote-jobs", "assay.quote-results")
+    }
+    /// The consumer group, for spans (none in-process).
+    fn consumer_group(&self) -> Option<&str> {
+        None
+    }
     /// The next job; `None` when the queue is closed for good.
     fn next(&self) -> impl Future<Output = Result<Option<Delivery>, QueueError>> + Send;
     /// Publishes a result and returns once the queue holds it durably.
@@ -58,6 +80,10 @@ pub trait WorkerQueue: Send + Sync + 'static {
 
 /// The submitting side: jobs in, results out.
 pub trait Submitter: Send + Sync + 'static {
+    /// `messaging.system` for spans: `kafka`, or `in_process`.
+    fn messaging_system(&self) -> &'static str {
+        "in_process"
+    }
     /// Queues a job (keyed by its model's SHA-256, so repeats of a model meet the same worker's cache).
     fn submit(&self, job: &Job, traceparent: Option<&str>) -> impl Future<Output = Result<(), QueueError>> + Send;
     /// Every final result (`done` or `failed`) published from now on (and, for Kafka, those still in the

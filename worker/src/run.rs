@@ -96,9 +96,39 @@ pub async fn run<Q: WorkerQueue>(
 
 /// Handles one delivery; acknowledges it only once its result (or dead letter) is durable.
 async fn handle<Q: WorkerQueue>(queue: &Q, ctx: &Context, d: Delivery) {
+    use tracing::field::Empty;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
     metrics::gauge!("assay_jobs_in_flight").increment(1.0);
-    // Every log line of the job carries its id and trace id (filled in once the message is decoded).
-    let span = tracing::info_span!("job", "job.id" = tracing::field::Empty, "trace.id" = tracing::field::Empty);
+    // One consumer span per job, child of the submitter's span (single-message processing: the quote stays one
+    // trace) and linked to it, as the messaging conventions ask. Every log line of the job carries its id and
+    // trace id (filled in once the message is decoded).
+    let (jobs, _) = queue.destinations();
+    let span = tracing::info_span!(
+        "process",
+        otel.name = format!("process {jobs}"),
+        otel.kind = "consumer",
+        otel.status_code = Empty,
+        messaging.system = queue.messaging_system(),
+        messaging.operation.type = "process",
+        messaging.destination.name = jobs,
+        messaging.destination.partition.id = Empty,
+        messaging.kafka.offset = Empty,
+        messaging.consumer.group.name = queue.consumer_group(),
+        job.id = Empty,
+        trace.id = Empty,
+        assay.job_id = Empty,
+        assay.model_sha256 = Empty,
+        assay.triangles = Empty,
+        assay.rules_version = Empty,
+    );
+    if let Some((partition, offset)) = d.position() {
+        span.record("messaging.destination.partition.id", partition.to_string());
+        span.record("messaging.kafka.offset", offset);
+    }
+    if let Some(parent) = d.traceparent.as_deref().and_then(crate::trace::parse) {
+        let _ = span.set_parent(crate::trace::context(d.traceparent.as_deref()));
+        span.add_link(parent);
+    }
     handle_inner(queue, ctx, d).instrument(span).await;
     metrics::gauge!("assay_jobs_in_flight").decrement(1.0);
 }
@@ -108,6 +138,8 @@ async fn handle_inner<Q: WorkerQueue>(queue: &Q, ctx: &Context, d: Delivery) {
         Ok(job) => {
             let span = tracing::Span::current();
             span.record("job.id", job.job_id.as_str());
+            span.record("assay.job_id", job.job_id.as_str());
+            span.record("assay.model_sha256", job.model.sha256.as_str());
             if let Some(trace) = crate::job::trace_id(d.traceparent.as_deref()) {
                 span.record("trace.id", trace.as_str());
             }
@@ -132,6 +164,15 @@ async fn handle_inner<Q: WorkerQueue>(queue: &Q, ctx: &Context, d: Delivery) {
         }
     };
     record(&result);
+    if let Some(v) = &result.rules_version {
+        tracing::Span::current().record("assay.rules_version", v.as_str());
+    }
+    if let Some(n) = result.geometry.as_ref().map(|g| g.triangles) {
+        tracing::Span::current().record("assay.triangles", n);
+    }
+    if result.error.is_some() {
+        tracing::Span::current().record("otel.status_code", "ERROR");
+    }
     let t = &result.timings_ms;
     match &result.error {
         None => tracing::info!(
@@ -145,7 +186,18 @@ async fn handle_inner<Q: WorkerQueue>(queue: &Q, ctx: &Context, d: Delivery) {
         ),
         Some(e) => tracing::info!(code = %e.code, total_ms = t.total, "job failed"),
     }
-    if retry("result", || queue.publish(&result, d.traceparent.as_deref())).await {
+    let (_, results) = queue.destinations();
+    let send = tracing::info_span!(
+        "send",
+        otel.name = format!("send {results}"),
+        otel.kind = "producer",
+        messaging.system = queue.messaging_system(),
+        messaging.operation.type = "send",
+        messaging.destination.name = results,
+    );
+    // The result travels with the send span's context (the job's own when no OpenTelemetry layer is installed).
+    let traceparent = crate::trace::of_span(&send).or_else(|| d.traceparent.clone());
+    if retry("result", || queue.publish(&result, traceparent.as_deref())).instrument(send).await {
         queue.done(&d);
     }
 }
