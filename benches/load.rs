@@ -4,6 +4,8 @@
 //! Each request uploads a model over HTTP and waits for the final result on the job's WebSocket. "Distinct"
 //! models differ in their 80-byte STL header only: a new SHA-256, so no cache hit, and the same geometry to
 //! measure every time. "Repeated" sends the same bytes, so the worker's geometry cache answers.
+//! Every case runs twice on fresh `assay serve` processes: tracing off, and tracing on with every span exported
+//! over OTLP/HTTP to a collector stand-in hosted by the benchmark (it decodes nothing and answers 200).
 //! `ASSAY_LOAD_SECS` sets each phase's length (default 15 s).
 
 #![allow(clippy::unwrap_used, reason = "a benchmark: a panic is the report")]
@@ -125,26 +127,38 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// A stand-in OTLP/HTTP collector: accepts every export, counts the bytes. Returns its endpoint.
+fn collector(bytes: Arc<AtomicUsize>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let app = axum::Router::new().route(
+                "/v1/traces",
+                axum::routing::post(move |body: axum::body::Bytes| {
+                    let bytes = bytes.clone();
+                    async move {
+                        bytes.fetch_add(body.len(), Ordering::Relaxed);
+                        ([("content-type", "application/x-protobuf")], Vec::<u8>::new())
+                    }
+                }),
+            );
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    format!("http://{addr}")
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
     let secs: f64 = std::env::var("ASSAY_LOAD_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(15.0);
-    let data = tempfile::tempdir().unwrap();
-    let mut child = http::Proc(
-        Command::new(env!("CARGO_BIN_EXE_assay"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--max-upload-mb", "64"])
-            .arg("--data")
-            .arg(data.path())
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("ASSAY_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-    let (addr, out) = http::listening_address(&mut child);
-    std::thread::spawn(move || std::io::copy(&mut { out }, &mut std::io::sink()));
+    let exported = Arc::new(AtomicUsize::new(0));
+    let endpoint = collector(exported.clone());
 
     // Small: about 20,000 triangles (1 MB); large: 500,000 triangles (25 MB). Ring bands of a size 9 US ring.
     let small = Arc::new(models::to_binary_stl(&models::synth::ring_band(9.45, 11.45, 5.0, 100, 100)));
@@ -154,20 +168,38 @@ fn main() {
         ("small (20k triangles, 1 MB), repeated", &small, false, 8),
         ("large (500k triangles, 25 MB), distinct", &large, true, 4),
     ];
-    println!("| model | clients | quotes/s at saturation | rate for latency (/s) | p50 (ms) | p99 (ms) | quotes timed | errors |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| model | tracing | clients | quotes/s at saturation | rate for latency (/s) | p50 (ms) | p99 (ms) | quotes timed | errors |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (name, template, distinct, clients) in cases {
-        let (rate, e1) = saturation(&addr, template, distinct, clients, secs);
-        let half = rate / 2.0;
-        let (lat, e2) = paced(&addr, template, distinct, half, secs);
-        println!(
-            "| {name} | {clients} | {rate:.1} | {half:.1} | {:.1} | {:.1} | {} | {} |",
-            percentile(&lat, 0.5),
-            percentile(&lat, 0.99),
-            lat.len(),
-            e1 + e2
-        );
+        for traced in [false, true] {
+            let data = tempfile::tempdir().unwrap();
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_assay"));
+            cmd.args(["serve", "--listen", "127.0.0.1:0", "--max-upload-mb", "64"])
+                .arg("--data")
+                .arg(data.path())
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .env("ASSAY_LOG", "warn")
+                .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+            if traced {
+                cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint).env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf");
+            }
+            let mut child = http::Proc(cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap());
+            let (addr, out) = http::listening_address(&mut child);
+            std::thread::spawn(move || std::io::copy(&mut { out }, &mut std::io::sink()));
+            let (rate, e1) = saturation(&addr, template, distinct, clients, secs);
+            let half = rate / 2.0;
+            let (lat, e2) = paced(&addr, template, distinct, half, secs);
+            println!(
+                "| {name} | {} | {clients} | {rate:.1} | {half:.1} | {:.1} | {:.1} | {} | {} |",
+                if traced { "on" } else { "off" },
+                percentile(&lat, 0.5),
+                percentile(&lat, 0.99),
+                lat.len(),
+                e1 + e2
+            );
+            let status = http::terminate(&mut child, Duration::from_secs(60));
+            assert!(status.success(), "assay serve exit: {status:?}");
+        }
     }
-    let status = http::terminate(&mut child, Duration::from_secs(60));
-    assert!(status.success(), "assay serve exit: {status:?}");
+    eprintln!("spans exported: {} bytes of OTLP", exported.load(Ordering::Relaxed));
 }
