@@ -197,6 +197,17 @@ where
                 }
             }
         }
+        // With OpenTelemetry on, the span the event happened in: its ids join the line to the trace in Jaeger.
+        {
+            use opentelemetry::trace::TraceContextExt as _;
+            use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+            let cx = tracing::Span::current().context();
+            let sc = cx.span().span_context().clone();
+            if sc.is_valid() && !sc.is_remote() {
+                line.insert("trace.id".into(), sc.trace_id().to_string().into());
+                line.insert("span.id".into(), sc.span_id().to_string().into());
+            }
+        }
         let mut fields = Fields::default();
         event.record(&mut fields);
         line.extend(fields.0);

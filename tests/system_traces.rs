@@ -2,7 +2,8 @@
 //! serve`, and then `assay gateway` with `assay worker` over a broker, export; the spans must form the trace the
 //! messaging conventions describe: the HTTP server span, its child `send assay.quote-jobs` (producer), whose
 //! child `process assay.quote-jobs` (consumer, also linked to it) has the children fetch, parse, analyze, price
-//! and `send assay.quote-results`. The trace id is the result's `trace_id`.
+//! and `send assay.quote-results`; the poll that delivers the result adds `deliver quote` under the send span.
+//! The trace id is the result's `trace_id`.
 
 #![allow(clippy::unwrap_used, reason = "test helpers: a panic is how a test reports failure")]
 
@@ -157,6 +158,10 @@ fn check_trace(spans: &[Span], trace: &str, system: &str) -> HashMap<String, Spa
     assert_eq!(process.parent, send.id, "the consumer span is the producer's child");
     assert_eq!(process.links, vec![send.id.clone()], "and linked to it");
     assert_eq!(result.parent, process.id);
+    let deliver = get("deliver quote");
+    assert_eq!(deliver.parent, send.id, "the poll that delivered the result is in the quote's trace");
+    assert_eq!(deliver.attributes["assay.delivery"], "poll");
+    assert_eq!(deliver.links.len(), 1, "linked to the poll's own request span");
     for stage in ["fetch", "parse", "analyze", "price"] {
         assert_eq!(get(stage).parent, process.id, "{stage} is a child of the process span");
     }
@@ -187,12 +192,20 @@ fn one_quote_through_serve_is_one_trace() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_assay"));
     cmd.args(["serve", "--listen", "127.0.0.1:0"]).arg("--data").arg(data.path()).current_dir(root());
     otel(&mut cmd, &endpoint);
-    let mut child = Proc(cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap());
+    let log = data.path().join("serve.log");
+    cmd.env("ASSAY_LOG_FORMAT", "json").stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
+    let mut child = Proc(cmd.stdout(Stdio::piped()).spawn().unwrap());
     let (addr, _out) = http::listening_address(&mut child);
     let result = quote(&addr);
     let trace = result["trace_id"].as_str().unwrap().to_owned();
     assert!(http::terminate(&mut child, Duration::from_secs(30)).success());
-    wait_for_spans(&spans, &trace, 8);
+    // The log line of the finished job names the trace and the span it was written in.
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let done = lines.iter().find(|l| l["message"] == "job done").expect("a job done line");
+    assert_eq!(done["trace.id"], trace.as_str());
+    assert_eq!(done["span.id"].as_str().map(str::len), Some(16), "{done}");
+    wait_for_spans(&spans, &trace, 9);
     let by_name = check_trace(&spans.lock().unwrap(), &trace, "in_process");
     assert!(by_name.values().all(|s| s.service == "assay"), "{by_name:#?}");
 }
@@ -209,7 +222,7 @@ fn spans_go_over_grpc_too() {
     let (addr, _out) = http::listening_address(&mut child);
     let trace = quote(&addr)["trace_id"].as_str().unwrap().to_owned();
     assert!(http::terminate(&mut child, Duration::from_secs(30)).success());
-    wait_for_spans(&spans, &trace, 8);
+    wait_for_spans(&spans, &trace, 9);
     check_trace(&spans.lock().unwrap(), &trace, "in_process");
 }
 
@@ -253,7 +266,7 @@ fn scaled(bootstrap: &str) {
     for p in [&mut gw, &mut wk] {
         assert!(http::terminate(p, Duration::from_secs(60)).success());
     }
-    wait_for_spans(&spans, &trace, 8);
+    wait_for_spans(&spans, &trace, 9);
     let by_name = check_trace(&spans.lock().unwrap(), &trace, "kafka");
     assert_eq!(by_name["POST /v1/quotes"].service, "assay-gateway");
     assert_eq!(by_name["send assay.quote-jobs"].service, "assay-gateway");

@@ -35,6 +35,8 @@ pub struct JobState {
     pub status: JobStatus,
     /// When this gateway accepted it (absent for jobs another instance accepted).
     pub submitted_at_ms: Option<u64>,
+    /// The `traceparent` the job was sent with (known to the gateway that accepted it).
+    pub traceparent: Option<String>,
     pub result: Option<Arc<JobResult>>,
 }
 
@@ -61,11 +63,12 @@ impl JobBook {
     }
 
     /// Records a job this gateway accepted, before it is queued (so no answer can arrive for an unknown id).
-    pub fn accept(&self, job_id: &str, submitted_at_ms: u64) {
+    pub fn accept(&self, job_id: &str, submitted_at_ms: u64, traceparent: Option<String>) {
         let state = JobState {
             job_id: job_id.to_owned(),
             status: JobStatus::Queued,
             submitted_at_ms: Some(submitted_at_ms),
+            traceparent,
             result: None,
         };
         let mut inner = self.lock();
@@ -106,8 +109,13 @@ impl JobBook {
             None => {
                 // Accepted by another gateway instance, or before this one started.
                 let id = result.job_id.clone();
-                let state =
-                    JobState { job_id: id.clone(), status, submitted_at_ms: None, result: Some(Arc::new(result)) };
+                let state = JobState {
+                    job_id: id.clone(),
+                    status,
+                    submitted_at_ms: None,
+                    traceparent: None,
+                    result: Some(Arc::new(result)),
+                };
                 inner.jobs.insert(id.clone(), watch::channel(state).0);
                 inner.order.push_back(id);
                 self.evict(&mut inner);
@@ -155,7 +163,7 @@ mod tests {
     #[test]
     fn a_final_answer_stays_and_the_oldest_jobs_are_forgotten_first() {
         let book = JobBook::new(2);
-        book.accept("a", 1);
+        book.accept("a", 1, None);
         let mut rx = book.watch("a").expect("accepted");
         assert_eq!(rx.borrow_and_update().status, JobStatus::Queued);
         book.update(msg("a", Status::Running, "w1"));
@@ -170,7 +178,7 @@ mod tests {
         // A result for a job this instance never saw is kept too (scaled mode).
         book.update(msg("b", Status::Done, "w1"));
         assert_eq!(book.get("b").map(|s| (s.status, s.submitted_at_ms)), Some((JobStatus::Done, None)));
-        book.accept("c", 3);
+        book.accept("c", 3, None);
         assert_eq!(book.len(), 2);
         assert!(book.get("a").is_none(), "the oldest went first");
         book.withdraw("c");

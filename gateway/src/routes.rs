@@ -133,7 +133,30 @@ pub async fn get_quote(
     Path(id): Path<String>,
 ) -> Result<Json<QuoteView>, ApiError> {
     let job = state.book.get(&id).ok_or_else(|| unknown_job(&id))?;
+    delivered(&job, "poll");
     Ok(Json(QuoteView::from(&job)))
+}
+
+/// Marks the delivery of a final result in the quote's own trace: a span whose parent is the job's send span,
+/// linked to the request (or socket) that carried it.
+fn delivered(job: &JobState, channel: &'static str) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    if !job.status.is_final() {
+        return;
+    }
+    let Some(parent) = job.traceparent.as_deref() else { return };
+    let carrier = tracing::Span::current();
+    let span = tracing::info_span!(
+        parent: None,
+        "deliver",
+        otel.name = "deliver quote",
+        assay.job_id = %job.job_id,
+        assay.delivery = channel,
+    );
+    let _ = span.set_parent(worker::trace::context(Some(parent)));
+    if let Some(link) = worker::trace::of_span(&carrier).as_deref().and_then(worker::trace::parse) {
+        span.add_link(link);
+    }
 }
 
 /// A WebSocket that sends the job as JSON (the same object as the poll) now and at every status change, then
@@ -179,6 +202,7 @@ async fn push(mut socket: WebSocket, mut rx: watch::Receiver<JobState>) {
     'send: loop {
         let state = rx.borrow_and_update().clone();
         let Ok(text) = serde_json::to_string(&QuoteView::from(&state)) else { break };
+        delivered(&state, "websocket");
         if socket.send(Message::Text(text.into())).await.is_err() {
             break;
         }

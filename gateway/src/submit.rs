@@ -453,8 +453,6 @@ pub async fn submit(
         submitted_at_ms: now,
         deadline_ms: Some(now + state.config.job_deadline.as_millis() as u64),
     };
-    // In the book before it is queued: an answer cannot arrive for a job the book does not know.
-    state.book.accept(&job_id, now);
     let send = tracing::info_span!(
         "send",
         otel.name = "send assay.quote-jobs",
@@ -468,6 +466,8 @@ pub async fn submit(
     // The job carries the send span's context; without an OpenTelemetry layer, the caller's or a new trace.
     let traceparent = worker::trace::of_span(&send).unwrap_or_else(|| traceparent(&headers));
     let trace_id = worker::job::trace_id(Some(&traceparent)).unwrap_or_default();
+    // In the book before it is queued: an answer cannot arrive for a job the book does not know.
+    state.book.accept(&job_id, now, Some(traceparent.clone()));
     if let Err(e) = tracing::Instrument::instrument(state.queue.submit(&job, Some(&traceparent)), send).await {
         state.book.withdraw(&job_id);
         tracing::error!(job.id = %job_id, trace.id = %trace_id, error = %e, "cannot queue a job");
