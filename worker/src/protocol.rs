@@ -148,32 +148,12 @@ pub struct JobResult {
 }
 
 impl JobResult {
-    /// The progress message a worker sends when it starts a job.
-    pub fn running(job_id: &str, worker: &str, trace_id: Option<String>) -> JobResult {
+    /// A message with a status and nothing measured or priced yet.
+    fn bare(job_id: &str, worker: &str, status: Status) -> JobResult {
         JobResult {
             v: VERSION,
             job_id: job_id.to_owned(),
-            status: Status::Running,
-            rules_version: None,
-            prices_date: None,
-            segment: None,
-            quantity: None,
-            geometry: None,
-            quotes: Vec::new(),
-            detected_stones: Vec::new(),
-            warnings: Vec::new(),
-            timings_ms: Timings::default(),
-            worker: worker.to_owned(),
-            trace_id,
-            error: None,
-        }
-    }
-
-    pub fn failed(job_id: &str, worker: &str, code: &str, message: impl Into<String>) -> JobResult {
-        JobResult {
-            v: VERSION,
-            job_id: job_id.to_owned(),
-            status: Status::Failed,
+            status,
             rules_version: None,
             prices_date: None,
             segment: None,
@@ -185,7 +165,19 @@ impl JobResult {
             timings_ms: Timings::default(),
             worker: worker.to_owned(),
             trace_id: None,
+            error: None,
+        }
+    }
+
+    /// The progress message a worker sends when it starts a job.
+    pub fn running(job_id: &str, worker: &str, trace_id: Option<String>) -> JobResult {
+        JobResult { trace_id, ..JobResult::bare(job_id, worker, Status::Running) }
+    }
+
+    pub fn failed(job_id: &str, worker: &str, code: &str, message: impl Into<String>) -> JobResult {
+        JobResult {
             error: Some(ErrorBody { code: code.to_owned(), message: message.into() }),
+            ..JobResult::bare(job_id, worker, Status::Failed)
         }
     }
 }
