@@ -87,10 +87,12 @@ impl ModelStore {
         let sha256 = sha256_hex(&bytes);
         let key = format!("models/{sha256}");
         let size = bytes.len() as u64;
-        self.inner
-            .put(&Self::path(&key), PutPayload::from_bytes(bytes))
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        if !holds(self.inner.as_ref(), &key, size).await? {
+            self.inner
+                .put(&Self::path(&key), PutPayload::from_bytes(bytes))
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        }
         Ok(StoredModel { key, sha256, size })
     }
 
@@ -138,6 +140,16 @@ impl ModelStore {
     }
 }
 
+/// Whether the store already holds `key` at `size` bytes. Content-addressed, such an object is these bytes (a
+/// damaged copy of the same size is still caught by the hash check on read).
+async fn holds(store: &dyn ObjectStore, key: &str, size: u64) -> Result<bool, StoreError> {
+    match store.head(&ModelStore::path(key)).await {
+        Ok(meta) => Ok(meta.size == size),
+        Err(object_store::Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(StoreError::Unavailable(e.to_string())),
+    }
+}
+
 /// A model being written to the store; see [`ModelStore::begin_upload`]. Dropped unfinished, it is aborted.
 pub struct Upload {
     store: Arc<dyn ObjectStore>,
@@ -176,7 +188,13 @@ impl Upload {
         writer.finish().await.map_err(unavailable)?;
         let sha256: String = std::mem::take(&mut self.hasher).finalize().iter().map(|b| format!("{b:02x}")).collect();
         let key = format!("models/{sha256}");
-        self.store.rename(&self.tmp, &ModelStore::path(&key)).await.map_err(unavailable)?;
+        if holds(self.store.as_ref(), &key, self.size).await? {
+            // A repeated model: keep the stored copy rather than replace it (on S3 a rename is a copy of the
+            // whole object; on a local disk, replacing a file by rename starts a writeback of it).
+            self.store.delete(&self.tmp).await.map_err(unavailable)?;
+        } else {
+            self.store.rename(&self.tmp, &ModelStore::path(&key)).await.map_err(unavailable)?;
+        }
         Ok(StoredModel { key, sha256, size: self.size })
     }
 
@@ -221,6 +239,17 @@ mod tests {
         assert_eq!(stored.size, bytes.len() as u64);
         assert_eq!(store.get(&stored.key, &stored.sha256).await.expect("get"), bytes);
         assert_eq!(std::fs::read_dir(dir.path().join("uploads")).map(|d| d.count()).unwrap_or(0), 0);
+
+        // The same bytes again: one object, the stored one kept, the temporary one gone.
+        let modified = |path: &std::path::Path| std::fs::metadata(path).and_then(|m| m.modified()).expect("mtime");
+        let stored_path = dir.path().join(&stored.key);
+        let before = modified(&stored_path);
+        let mut up = store.begin_upload().await.expect("begin");
+        up.write(&bytes).await.expect("write");
+        assert_eq!(up.finish().await.expect("finish again"), stored);
+        assert_eq!(modified(&stored_path), before, "the stored copy was not replaced");
+        assert_eq!(std::fs::read_dir(dir.path().join("uploads")).map(|d| d.count()).unwrap_or(0), 0);
+        assert_eq!(std::fs::read_dir(dir.path().join("models")).map(|d| d.count()).unwrap_or(0), 1);
 
         let mut up = store.begin_upload().await.expect("begin");
         up.write(b"half a model").await.expect("write");
