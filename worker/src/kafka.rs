@@ -215,10 +215,14 @@ impl ConsumerContext for Context {
 /// A worker's connection: a member of the consumer group, and an idempotent producer.
 pub struct KafkaWorkerQueue {
     cfg: KafkaConfig,
-    consumer: StreamConsumer<Context>,
+    /// Taken by `close`, which closes it on a blocking thread: librdkafka's close waits for the broker.
+    consumer: Mutex<Option<Arc<StreamConsumer<Context>>>>,
     producer: FutureProducer,
     tracker: Arc<Mutex<Tracker>>,
 }
+
+/// How long `close` waits for the final commit and for leaving the group.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl std::fmt::Debug for KafkaWorkerQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -248,7 +252,17 @@ impl KafkaWorkerQueue {
         let consumer: StreamConsumer<Context> =
             c.create_with_context(Context { tracker: tracker.clone() }).map_err(kafka)?;
         consumer.subscribe(&[&cfg.jobs_topic]).map_err(kafka)?;
-        Ok(KafkaWorkerQueue { cfg: cfg.clone(), consumer, producer: cfg.producer()?, tracker })
+        Ok(KafkaWorkerQueue {
+            cfg: cfg.clone(),
+            consumer: Mutex::new(Some(Arc::new(consumer))),
+            producer: cfg.producer()?,
+            tracker,
+        })
+    }
+
+    /// The consumer, until the queue is closed.
+    fn consumer(&self) -> Option<Arc<StreamConsumer<Context>>> {
+        self.consumer.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -268,7 +282,7 @@ impl KafkaWorkerQueue {
 
     /// Partitions of the jobs topic this member owns now (0 before the group has assigned any).
     pub fn assigned_partitions(&self) -> usize {
-        self.consumer.assignment().map_or(0, |tpl| tpl.count())
+        self.consumer().and_then(|c| c.assignment().ok()).map_or(0, |tpl| tpl.count())
     }
 }
 
@@ -286,7 +300,8 @@ impl WorkerQueue for KafkaWorkerQueue {
     }
 
     async fn next(&self) -> Result<Option<Delivery>, QueueError> {
-        let m = self.consumer.recv().await.map_err(kafka)?;
+        let Some(consumer) = self.consumer() else { return Ok(None) };
+        let m = consumer.recv().await.map_err(kafka)?;
         let traceparent = m.headers().and_then(|h| {
             h.iter()
                 .find(|h| h.key == "traceparent")
@@ -342,7 +357,8 @@ impl WorkerQueue for KafkaWorkerQueue {
             let mut tpl = TopicPartitionList::new();
             if tpl.add_partition_offset(&self.cfg.jobs_topic, partition, Offset::Offset(resume)).is_ok() {
                 // Fails only for a partition revoked meanwhile; its new owner starts from the last commit.
-                if let Err(e) = self.consumer.store_offsets(&tpl) {
+                let stored = self.consumer().map(|c| c.store_offsets(&tpl));
+                if let Some(Err(e)) = stored {
                     tracing::debug!(partition, resume, error = %e, "offset not stored");
                 }
             }
@@ -350,11 +366,28 @@ impl WorkerQueue for KafkaWorkerQueue {
     }
 
     async fn close(&self) {
-        if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
-            tracing::debug!(error = %e, "final commit");
+        let consumer = self.consumer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let producer = self.producer.clone();
+        // Commit, leave the group, flush: each waits for the broker, so off the runtime's threads, and bounded.
+        let closing = tokio::task::spawn_blocking(move || {
+            if let Some(consumer) = consumer {
+                if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                    tracing::debug!(error = %e, "final commit");
+                }
+                consumer.unsubscribe();
+                // The last reference: librdkafka's close, which leaves the group, runs as it is dropped.
+                drop(consumer);
+            }
+            if let Err(e) = producer.flush(Duration::from_secs(10)) {
+                tracing::warn!(error = %e, "results not all delivered at close");
+            }
+        });
+        if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
+            tracing::warn!(
+                "leaving the consumer group takes over {} s: the group notices at its session timeout",
+                CLOSE_TIMEOUT.as_secs()
+            );
         }
-        self.consumer.unsubscribe();
-        let _ = self.producer.flush(Duration::from_secs(10));
     }
 }
 
