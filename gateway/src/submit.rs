@@ -81,7 +81,23 @@ const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 /// An idempotency key: who sent it, and the key.
 type IdemKey = (Caller, String);
 /// When a key was first seen, and the answer once there is one (`None` while the first request runs).
-type IdemEntry = (Instant, Option<Arc<Accepted>>);
+type IdemEntry = (Instant, Option<Arc<Answered>>);
+
+/// The first answer to an idempotency key, and what it was an answer to.
+#[derive(Debug)]
+struct Answered {
+    accepted: Accepted,
+    /// A retry must be the same request.
+    request: Fingerprint,
+}
+
+/// What makes two submissions the same request: the model's bytes and every option.
+#[derive(Debug, PartialEq)]
+struct Fingerprint {
+    sha256: String,
+    options: JobOptions,
+    units: Option<models::Units>,
+}
 
 /// Idempotency keys this instance has seen, per caller: pending while the first request runs, then its answer.
 #[derive(Debug)]
@@ -96,7 +112,7 @@ impl Idempotency {
         Idempotency { capacity: capacity.max(1), entries: HashMap::new(), order: VecDeque::new() }
     }
 
-    fn begin(&mut self, key: &IdemKey) -> Result<(), Option<Arc<Accepted>>> {
+    fn begin(&mut self, key: &IdemKey) -> Result<(), Option<Arc<Answered>>> {
         if let Some((at, answer)) = self.entries.get(key) {
             if at.elapsed() < IDEMPOTENCY_TTL {
                 return Err(answer.clone());
@@ -122,11 +138,11 @@ struct Reservation<'a> {
 }
 
 impl Reservation<'_> {
-    fn complete(mut self, accepted: &Accepted) {
+    fn complete(mut self, accepted: &Accepted, request: Fingerprint) {
         if let Some(key) = self.key.take() {
             let mut idem = self.state.idempotency.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(entry) = idem.entries.get_mut(&key) {
-                entry.1 = Some(Arc::new(accepted.clone()));
+                entry.1 = Some(Arc::new(Answered { accepted: accepted.clone(), request }));
             }
         }
     }
@@ -369,7 +385,7 @@ fn traceparent(headers: &HeaderMap) -> String {
         ("quantity" = Option<u32>, Query, description = "Pieces ordered (default 1)"),
         ("segment" = Option<String>, Query, description = "Customer segment from /v1/rules (default b2c)"),
         ("units" = Option<String>, Query, description = "mm, cm, m or in (default: the format's own; STL is mm)"),
-        ("Idempotency-Key" = Option<String>, Header, description = "A retried submit with the same key returns the first job"),
+        ("Idempotency-Key" = Option<String>, Header, description = "A retried submit (same key, model and options) returns the first job"),
     ),
     request_body(content(
         ("model/stl"), ("model/gltf-binary"), ("model/gltf+json"), ("application/octet-stream"),
@@ -382,7 +398,7 @@ fn traceparent(headers: &HeaderMap) -> String {
         (status = 409, description = "A request with this Idempotency-Key is still in progress", body = ErrorResponse),
         (status = 413, description = "Over the upload limit", body = ErrorResponse),
         (status = 415, description = "Not a model format", body = ErrorResponse),
-        (status = 422, description = "Options the rules cannot price", body = ErrorResponse),
+        (status = 422, description = "Options the rules cannot price, or an Idempotency-Key first used for another request", body = ErrorResponse),
         (status = 503, description = "Store or queue unavailable", body = ErrorResponse),
     ),
     security(("api_key" = []), ())
@@ -394,16 +410,15 @@ pub async fn submit(
 ) -> Result<Response, ApiError> {
     let headers = request.headers().clone();
     let mut reservation = Reservation { state: &state, key: None };
+    // A retry with a key already answered is read like a new request (its model lands on the stored copy), then
+    // answered with the first job when it is the same request, refused when it is not.
+    let mut replay: Option<Arc<Answered>> = None;
     if let Some(key) = idempotency_key(&headers)? {
         let key = (caller, key);
         let begun = state.idempotency.lock().unwrap_or_else(|e| e.into_inner()).begin(&key);
         match begun {
             Ok(()) => reservation.key = Some(key),
-            Err(Some(first)) => {
-                let mut response = accepted_response(&first);
-                response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
-                return Ok(response);
-            }
+            Err(Some(first)) => replay = Some(first),
             Err(None) => {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
@@ -442,6 +457,23 @@ pub async fn submit(
             multipart(&state, request).await?
         }
     };
+
+    let request = Fingerprint { sha256: stored.sha256.clone(), options: options.clone(), units };
+    if let Some(first) = replay {
+        if first.request != request {
+            return Err(ApiError::unprocessable(
+                "idempotency_key_reused",
+                format!(
+                    "this Idempotency-Key was first used for another model or other options (job {}): send a new \
+                     key with a new request",
+                    first.accepted.job_id
+                ),
+            ));
+        }
+        let mut response = accepted_response(&first.accepted);
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        return Ok(response);
+    }
 
     let job_id = uuid::Uuid::new_v4().simple().to_string();
     let now = worker::now_ms();
@@ -483,7 +515,7 @@ pub async fn submit(
         status: crate::JobStatus::Queued,
         model: ModelInfo { sha256: stored.sha256, size_bytes: stored.size, format: format.to_owned() },
     };
-    reservation.complete(&accepted);
+    reservation.complete(&accepted, request);
     Ok(accepted_response(&accepted))
 }
 

@@ -290,6 +290,34 @@ async fn a_retried_submit_with_an_idempotency_key_returns_the_first_job() {
     assert_ne!(first["job_id"], other["job_id"]);
     assert_eq!(gw.state.book().len(), 2, "two jobs, not three");
 
+    // The same key on another request (other options, or another model) is a client's mistake, not a retry: it
+    // is refused, and the key still answers its own request.
+    let other_alloy = Request::post("/v1/quotes?alloy=18k-yellow")
+        .header("content-type", "model/stl")
+        .header("idempotency-key", "order-1234")
+        .body(Body::from(ring()))
+        .unwrap();
+    let (status, _, refused) = gw.send(other_alloy).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["code"], "idempotency_key_reused");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains(first["job_id"].as_str().unwrap()), "{message}");
+    let mut other_model = ring();
+    other_model[..5].copy_from_slice(b"other");
+    let other_model = Request::post("/v1/quotes?alloy=pt950")
+        .header("content-type", "model/stl")
+        .header("idempotency-key", "order-1234")
+        .body(Body::from(other_model))
+        .unwrap();
+    let (status, _, refused) = gw.send(other_model).await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &"idempotency_key_reused".into())
+    );
+    let (status, _, again) = gw.send(send("order-1234")).await;
+    assert_eq!((status, &again["job_id"]), (StatusCode::ACCEPTED, &first["job_id"]));
+    assert_eq!(gw.state.book().len(), 2, "still two jobs");
+
     // A refused request does not hold on to its key: the corrected retry goes through.
     let bad = Request::post("/v1/quotes?alloy=19k")
         .header("content-type", "model/stl")
