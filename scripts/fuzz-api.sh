@@ -28,8 +28,9 @@ for _ in $(seq 100); do
 done
 [ -n "$addr" ] || { echo "assay serve did not start:" >&2; cat "$work/log" >&2; exit 1; }
 echo "fuzzing $addr ($examples examples per operation)"
-"$venv/bin/st" run "$addr/openapi.json" --seed 1 --max-examples "$examples" \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
+# From the scratch folder: schemathesis keeps a .schemathesis/ folder where it runs.
+(cd "$work" && "$venv/bin/st" run "$addr/openapi.json" --seed 1 --max-examples "$examples" \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance)
 curl -sf "$addr/healthz" >/dev/null || { echo "not healthy after the run" >&2; exit 1; }
 curl -sf "$addr/readyz" >/dev/null || { echo "not ready after the run" >&2; exit 1; }
 if grep -q '"log.level":"error"' "$work/log"; then

@@ -555,12 +555,15 @@ async fn topic_ready(producer: &FutureProducer, topic: &str) -> Result<(), Queue
 }
 
 /// Sends raw bytes to the jobs topic: what a broken or hostile client might send (for tests and tools).
-pub async fn send_raw(cfg: &KafkaConfig, key: &str, payload: &[u8]) -> Result<(), QueueError> {
+pub async fn send_raw(
+    cfg: &KafkaConfig,
+    key: &str,
+    payload: &[u8],
+    traceparent: Option<&str>,
+) -> Result<(), QueueError> {
     let producer = cfg.producer()?;
-    producer
-        .send(FutureRecord::to(&cfg.jobs_topic).key(key).payload(payload), Duration::from_secs(30))
-        .await
-        .map_err(|(e, _)| kafka(e))?;
+    let record = FutureRecord::to(&cfg.jobs_topic).key(key).payload(payload).headers(traceparent_header(traceparent));
+    producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| kafka(e))?;
     Ok(())
 }
 

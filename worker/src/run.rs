@@ -155,7 +155,10 @@ async fn handle_inner<Q: WorkerQueue>(queue: &Q, ctx: &Context, d: Delivery) {
                 return;
             }
             match bad.job_id {
-                Some(id) => JobResult::failed(&id, &ctx.name, "bad_message", bad.reason),
+                Some(id) => JobResult {
+                    trace_id: crate::job::trace_id(d.traceparent.as_deref()),
+                    ..JobResult::failed(&id, &ctx.name, "bad_message", bad.reason)
+                },
                 None => {
                     queue.done(&d);
                     return;

@@ -19,7 +19,7 @@ type BoxFut<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 struct Transport<W: WorkerQueue, S: Submitter> {
     worker: Arc<W>,
     submitter: Arc<S>,
-    send_raw: Box<dyn Fn(Vec<u8>) -> BoxFut<'static> + Send + Sync>,
+    send_raw: Box<dyn Fn(Vec<u8>, Option<&'static str>) -> BoxFut<'static> + Send + Sync>,
 }
 
 async fn contract<W: WorkerQueue, S: Submitter>(t: Transport<W, S>, within: Duration) {
@@ -62,8 +62,9 @@ async fn contract<W: WorkerQueue, S: Submitter>(t: Transport<W, S>, within: Dura
     missing.model.sha256 = "0".repeat(64);
     t.submitter.submit(&missing, None).await.unwrap();
     // A message with a readable job id but an unknown field, and one that is not JSON at all.
-    (t.send_raw)(br#"{"v":1,"job_id":"poison","model":{},"colour":"red"}"#.to_vec()).await;
-    (t.send_raw)(b"\xff\xfe not json".to_vec()).await;
+    let poison_trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    (t.send_raw)(br#"{"v":1,"job_id":"poison","model":{},"colour":"red"}"#.to_vec(), Some(poison_trace)).await;
+    (t.send_raw)(b"\xff\xfe not json".to_vec(), None).await;
     let mut after = job("after-poison", &ring);
     after.options.alloys = vec!["pt950".into()];
     t.submitter.submit(&after, None).await.unwrap();
@@ -90,6 +91,7 @@ async fn contract<W: WorkerQueue, S: Submitter>(t: Transport<W, S>, within: Dura
     assert_eq!(code("late"), "deadline_exceeded");
     assert_eq!(code("missing"), "model_not_found");
     assert_eq!(code("poison"), "bad_message");
+    assert_eq!(first("poison").trace_id.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"), "the poison's trace");
     assert_eq!(first("after-poison").status, Status::Done, "the worker goes on after poison");
     assert_eq!(first("after-poison").quotes[0].alloy, "pt950");
     // The repeated model came from the cache: nine of the ten ok jobs did no parsing.
@@ -120,9 +122,9 @@ async fn in_process_transport() {
     let t = Transport {
         worker: q.clone(),
         submitter: q.clone(),
-        send_raw: Box::new(move |bytes| {
+        send_raw: Box::new(move |bytes, traceparent| {
             let q = raw.clone();
-            Box::pin(async move { q.send_raw(bytes, None).unwrap() })
+            Box::pin(async move { q.send_raw(bytes, traceparent.map(str::to_owned)).unwrap() })
         }),
     };
     contract(t, Duration::from_secs(60)).await;
@@ -140,9 +142,9 @@ async fn kafka_transport_on_the_mock_cluster() {
     let t = Transport {
         worker: Arc::new(KafkaWorkerQueue::connect(&cfg).unwrap()),
         submitter: Arc::new(KafkaSubmitter::connect(&cfg, true).unwrap()),
-        send_raw: Box::new(move |bytes| {
+        send_raw: Box::new(move |bytes, traceparent| {
             let cfg = raw_cfg.clone();
-            Box::pin(async move { worker::kafka::send_raw(&cfg, "poison", &bytes).await.unwrap() })
+            Box::pin(async move { worker::kafka::send_raw(&cfg, "poison", &bytes, traceparent).await.unwrap() })
         }),
     };
     contract(t, Duration::from_secs(90)).await;
