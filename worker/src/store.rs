@@ -188,12 +188,17 @@ impl Upload {
         writer.finish().await.map_err(unavailable)?;
         let sha256: String = std::mem::take(&mut self.hasher).finalize().iter().map(|b| format!("{b:02x}")).collect();
         let key = format!("models/{sha256}");
-        if holds(self.store.as_ref(), &key, self.size).await? {
-            // A repeated model: keep the stored copy rather than replace it (on S3 a rename is a copy of the
-            // whole object; on a local disk, replacing a file by rename starts a writeback of it).
-            self.store.delete(&self.tmp).await.map_err(unavailable)?;
-        } else {
-            self.store.rename(&self.tmp, &ModelStore::path(&key)).await.map_err(unavailable)?;
+        // A repeated model: keep the stored copy rather than replace it (on S3 a rename is a copy of the whole
+        // object; on a local disk, replacing a file by rename starts a writeback of it).
+        let placed = match holds(self.store.as_ref(), &key, self.size).await {
+            Ok(true) => self.store.delete(&self.tmp).await.map_err(unavailable),
+            Ok(false) => self.store.rename(&self.tmp, &ModelStore::path(&key)).await.map_err(unavailable),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = placed {
+            // Best effort: leave no temporary object behind a failed upload.
+            let _ = self.store.delete(&self.tmp).await;
+            return Err(e);
         }
         Ok(StoredModel { key, sha256, size: self.size })
     }

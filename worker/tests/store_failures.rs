@@ -108,3 +108,17 @@ async fn bytes_that_do_not_match_their_hash_are_refused() {
     let e = worker::process(&ctx, &lying, None).await.error.unwrap();
     assert_eq!(e.code, "model_corrupt");
 }
+
+#[tokio::test]
+async fn an_upload_the_store_cannot_place_fails_and_leaves_nothing_behind() {
+    use futures::TryStreamExt as _;
+    let (flaky, ctx) = context(0);
+    let mut upload = ctx.store.begin_upload().await.unwrap();
+    upload.write(&sample()).await.unwrap();
+    // The store stops answering between the last byte and placing the model under its hash.
+    flaky.failures.store(1, Ordering::SeqCst);
+    let e = upload.finish().await.unwrap_err();
+    assert!(matches!(e, worker::StoreError::Unavailable(_)), "{e}");
+    let left: Vec<ObjectMeta> = flaky.inner.list(None).try_collect().await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}
