@@ -63,7 +63,7 @@ pub(crate) async fn shutdown_signal() {
 pub(crate) fn run_worker(args: &WorkerArgs) -> anyhow::Result<ExitCode> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let cfg = args.kafka.config();
         let store = worker::ModelStore::from_url(&args.store)?;
         let rules = service_rules(args.rules.as_deref())?;
@@ -96,7 +96,11 @@ pub(crate) fn run_worker(args: &WorkerArgs) -> anyhow::Result<ExitCode> {
         let stats = worker::run(queue, ctx, options, shutdown_signal()).await;
         tracing::info!(finished = stats.finished, abandoned = stats.abandoned, "worker stopped");
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    // Dropping a runtime waits for its blocking threads without end; a Kafka close that outlives its own time
+    // limit must not keep a stopped worker from exiting (its group notices at the session timeout).
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    result
 }
 
 fn new_job_id() -> String {

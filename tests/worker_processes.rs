@@ -15,8 +15,15 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn spawn_worker(bootstrap: &str, store: &str, name: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_assay"))
+/// A worker process and its log, read as it is written: a pipe nobody reads fills up (64 KiB on Linux) and
+/// then blocks the worker's next log line.
+struct Worker {
+    child: Child,
+    log: std::thread::JoinHandle<String>,
+}
+
+fn spawn_worker(bootstrap: &str, store: &str, name: &str) -> Worker {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_assay"))
         .args([
             "worker",
             "--kafka",
@@ -36,10 +43,18 @@ fn spawn_worker(bootstrap: &str, store: &str, name: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start assay worker")
+        .expect("start assay worker");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let log = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    Worker { child, log }
 }
 
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
+/// SIGTERM, then the exit status; `None` when the process had to be killed after 60 s.
+fn terminate(child: &mut Child) -> Option<std::process::ExitStatus> {
     #[cfg(unix)]
     {
         // SIGTERM: the worker drains and leaves the group.
@@ -48,11 +63,12 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            return status;
+            return Some(status);
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("the worker did not stop within 60 s of SIGTERM");
+            let _ = child.wait();
+            return None;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -70,8 +86,8 @@ fn workers_and_submit_as_processes() {
     let data = tempfile::tempdir().unwrap();
     let store_url = data.path().display().to_string();
 
-    let mut w1 = spawn_worker(&bootstrap, &store_url, "w1");
-    let mut w2 = spawn_worker(&bootstrap, &store_url, "w2");
+    let w1 = spawn_worker(&bootstrap, &store_url, "w1");
+    let w2 = spawn_worker(&bootstrap, &store_url, "w2");
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let results = runtime.block_on(async {
@@ -126,11 +142,10 @@ fn workers_and_submit_as_processes() {
     assert_eq!(result["geometry"]["triangles"], 11422);
 
     // SIGTERM: both drain and exit cleanly.
-    for w in [&mut w1, &mut w2] {
-        let status = terminate(w);
-        let mut log = String::new();
-        use std::io::Read;
-        w.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    for mut w in [w1, w2] {
+        let status = terminate(&mut w.child);
+        let log = w.log.join().unwrap();
+        let status = status.unwrap_or_else(|| panic!("the worker did not stop within 60 s of SIGTERM: {log}"));
         assert!(status.success(), "exit {status:?}: {log}");
         assert!(log.contains("worker stopped"), "{log}");
     }
