@@ -15,15 +15,16 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A worker process and its log, read as it is written: a pipe nobody reads fills up (64 KiB on Linux) and
-/// then blocks the worker's next log line.
+/// A worker process and the file its log goes to (a pipe read only at the end would fill up, 64 KiB on Linux,
+/// and block the worker's next log line).
 struct Worker {
     child: Child,
-    log: std::thread::JoinHandle<String>,
+    log: PathBuf,
 }
 
-fn spawn_worker(bootstrap: &str, store: &str, name: &str) -> Worker {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_assay"))
+fn spawn_worker(bootstrap: &str, store: &str, name: &str, logs: &std::path::Path) -> Worker {
+    let log = logs.join(format!("{name}.log"));
+    let child = Command::new(env!("CARGO_BIN_EXE_assay"))
         .args([
             "worker",
             "--kafka",
@@ -41,15 +42,9 @@ fn spawn_worker(bootstrap: &str, store: &str, name: &str) -> Worker {
         .env("ASSAY_SESSION_TIMEOUT_MS", "6000")
         .env("ASSAY_TOPIC_PARTITIONS", "4")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::from(std::fs::File::create(&log).expect("log file")))
         .spawn()
         .expect("start assay worker");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let log = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
-        text
-    });
     Worker { child, log }
 }
 
@@ -86,8 +81,9 @@ fn workers_and_submit_as_processes() {
     let data = tempfile::tempdir().unwrap();
     let store_url = data.path().display().to_string();
 
-    let w1 = spawn_worker(&bootstrap, &store_url, "w1");
-    let w2 = spawn_worker(&bootstrap, &store_url, "w2");
+    let logs = tempfile::tempdir().unwrap();
+    let w1 = spawn_worker(&bootstrap, &store_url, "w1", logs.path());
+    let w2 = spawn_worker(&bootstrap, &store_url, "w2", logs.path());
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let results = runtime.block_on(async {
@@ -144,7 +140,7 @@ fn workers_and_submit_as_processes() {
     // SIGTERM: both drain and exit cleanly.
     for mut w in [w1, w2] {
         let status = terminate(&mut w.child);
-        let log = w.log.join().unwrap();
+        let log = std::fs::read_to_string(&w.log).unwrap();
         let status = status.unwrap_or_else(|| panic!("the worker did not stop within 60 s of SIGTERM: {log}"));
         assert!(status.success(), "exit {status:?}: {log}");
         assert!(log.contains("worker stopped"), "{log}");
