@@ -12,8 +12,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use jobs::protocol::Options;
+use jobs::{InProcessQueue, Job, ModelRef, Submitter, WorkerQueue};
+use model_store::StoredModel;
+use queue_kafka::KafkaConfig;
 use rdkafka::mocking::MockCluster;
-use worker::{InProcessQueue, Job, JobOptions, KafkaConfig, ModelRef, RunOptions, StoredModel, Submitter, WorkerQueue};
+use worker::RunOptions;
 
 struct Case {
     name: &'static str,
@@ -38,27 +42,26 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn rules() -> worker::Rules {
+fn rules() -> pricing_rules::Rules {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules");
-    worker::Rules::Fixed(Arc::new(pricing_rules::RuleSet::load_dir(&dir).expect("rules")))
+    pricing_rules::Rules::Fixed(Arc::new(pricing_rules::RuleSet::load_dir(&dir).expect("rules")))
 }
 
 /// Submits a case's jobs in one burst and waits for all results, at most two minutes; `None` when they did not
 /// all arrive in that time.
 async fn measure<S: Submitter>(submitter: &S, case: &Case, tag: &str) -> Option<(f64, Vec<f64>)> {
-    let mut rx = submitter.results();
+    let mut rx = submitter.subscribe();
     let mut sent = HashMap::new();
     let start = Instant::now();
     for i in 0..case.jobs {
         let m = &case.models[i % case.models.len()];
-        let job = Job {
-            v: 1,
-            job_id: format!("{tag}-{i}"),
-            model: ModelRef { key: m.key.clone(), sha256: m.sha256.clone(), format: None, units: None },
-            options: JobOptions { alloys: vec!["18k-yellow".into()], ..JobOptions::default() },
-            submitted_at_ms: worker::now_ms(),
-            deadline_ms: None,
-        };
+        let mut job = Job::new(
+            format!("{tag}-{i}"),
+            ModelRef { key: m.key.clone(), sha256: m.sha256.clone(), format: None },
+            Options { alloys: vec!["18k-yellow".into()], ..Options::default() },
+            Duration::from_secs(600),
+        );
+        job.deadline_ms = None;
         sent.insert(job.job_id.clone(), Instant::now());
         submitter.submit(&job, None).await.expect("submit");
     }
@@ -66,11 +69,14 @@ async fn measure<S: Submitter>(submitter: &S, case: &Case, tag: &str) -> Option<
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while latencies.len() < case.jobs {
         let r = match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Ok(r)) => r,
+            Ok(Some(r)) => r,
             _ => return None,
         };
+        if !r.is_final() {
+            continue;
+        }
         if let Some(t) = sent.remove(&r.job_id) {
-            assert!(r.error.is_none(), "{:?}", r.error);
+            assert!(r.outcome.error().is_none(), "{:?}", r.outcome);
             latencies.push(t.elapsed().as_secs_f64() * 1e3);
         }
     }
@@ -84,7 +90,7 @@ async fn run_case<Q: WorkerQueue, S: Submitter, F: Future<Output = Arc<Q>>>(
     transport: &str,
     workers: usize,
     case: &Case,
-    store: &worker::ModelStore,
+    store: &model_store::ModelStore,
     connect: impl Fn() -> F,
     submitter: &S,
     wait_ready: impl Fn(&[Arc<Q>]) -> bool,
@@ -108,7 +114,7 @@ async fn run_case<Q: WorkerQueue, S: Submitter, F: Future<Output = Arc<Q>>>(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Job ids allow [A-Za-z0-9_-] only.
-    let tag: String = format!("{transport}-{workers}-{}-{}", case.name, worker::now_ms())
+    let tag: String = format!("{transport}-{workers}-{}-{}", case.name, jobs::now_ms())
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
@@ -141,7 +147,7 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = worker::ModelStore::from_url(&dir.path().display().to_string()).expect("store");
+        let store = model_store::ModelStore::from_url(&dir.path().display().to_string()).expect("store");
         let sample = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples/pixelverse_ring.stl"))
             .expect("sample");
         let small = store.put(sample.into()).await.expect("put");
@@ -163,7 +169,7 @@ fn main() {
         ];
         let mut rows = Vec::new();
 
-        let q = Arc::new(InProcessQueue::new());
+        let q = Arc::new(InProcessQueue::default());
         for workers in [1, 2] {
             for case in &cases {
                 let qq = q.clone();
@@ -213,9 +219,9 @@ fn main() {
                         cluster.create_topic(&cfg.results_topic, 4, 1).expect("topic");
                         cluster.create_topic(&cfg.dlq_topic, 1, 1).expect("topic");
                     } else {
-                        worker::ensure_topics(&cfg).await.expect("topics");
+                        queue_kafka::ensure_topics(&cfg).await.expect("topics");
                     }
-                    let submitter = worker::KafkaSubmitter::connect(&cfg, true).expect("submitter");
+                    let submitter = queue_kafka::KafkaSubmitter::connect(&cfg, true).expect("submitter");
                     let c2 = cfg.clone();
                     run_case(
                         name,
@@ -224,10 +230,10 @@ fn main() {
                         &store,
                         || {
                             let cfg = c2.clone();
-                            async move { Arc::new(worker::KafkaWorkerQueue::connect(&cfg).expect("connect")) }
+                            async move { Arc::new(queue_kafka::KafkaWorkerQueue::connect(&cfg).expect("connect")) }
                         },
                         &submitter,
-                        |qs: &[Arc<worker::KafkaWorkerQueue>]| qs.iter().all(|q| q.assigned_partitions() > 0),
+                        |qs: &[Arc<queue_kafka::KafkaWorkerQueue>]| qs.iter().all(|q| q.assigned_partitions() > 0),
                         &mut rows,
                     )
                     .await;

@@ -207,6 +207,7 @@ impl PriceOptions {
             quantity: self.qty,
             segment: self.segment.clone(),
             stones: self.stones.clone(),
+            units: self.units,
         }
     }
 }

@@ -61,10 +61,10 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         let config = args.http.config()?;
         let metrics = install_metrics()?;
         let data = args.data.display().to_string();
-        let store = worker::ModelStore::from_url(&data)?;
+        let store = model_store::ModelStore::from_url(&data)?;
         let rules = service_rules(args.http.rules.as_deref())?;
         let rules_for_metrics = rules.clone();
-        let queue = Arc::new(worker::InProcessQueue::new());
+        let queue = Arc::new(jobs::InProcessQueue::default());
         let keys = !config.api_keys.is_empty();
         let state =
             gateway::AppState::with_metrics(config, store.clone(), queue.clone(), rules.clone(), render(metrics));
@@ -92,12 +92,12 @@ pub(crate) fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         let config = args.http.config()?;
         let metrics = install_metrics()?;
-        let store = worker::ModelStore::from_url(&args.store)?;
+        let store = model_store::ModelStore::from_url(&args.store)?;
         let rules = service_rules(args.http.rules.as_deref())?;
         let cfg = args.kafka.config();
-        worker::ensure_topics(&cfg).await.context("cannot prepare the Kafka topics")?;
+        queue_kafka::ensure_topics(&cfg).await.context("cannot prepare the Kafka topics")?;
         // From the start of the compacted results topic: this instance can answer for jobs others accepted.
-        let queue = Arc::new(worker::KafkaSubmitter::connect(&cfg, true)?);
+        let queue = Arc::new(queue_kafka::KafkaSubmitter::connect(&cfg, true)?);
         let keys = !config.api_keys.is_empty();
         tokio::spawn(worker::report_rules(rules.clone()));
         let state = gateway::AppState::with_metrics(config, store, queue, rules, render(metrics));

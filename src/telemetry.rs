@@ -236,8 +236,7 @@ pub(crate) fn install_metrics() -> anyhow::Result<PrometheusHandle> {
         .context("histogram buckets")?
         .install_recorder()
         .context("cannot install the metrics recorder")?;
-    worker::describe_metrics();
-    gateway::describe_metrics();
+    jobs::metric::describe_all();
     Ok(handle)
 }
 

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use worker::{Job, JobOptions, KafkaConfig, ModelRef, Submitter};
+use jobs::{Job, ModelRef, Submitter};
+use queue_kafka::KafkaConfig;
 
 use crate::{KafkaArgs, SubmitArgs, WorkerArgs};
 
@@ -23,19 +24,19 @@ impl KafkaArgs {
 }
 
 /// The rules a long-running process uses: a watched directory (hot reload), or the built-in copy.
-pub(crate) fn service_rules(dir: Option<&Path>) -> anyhow::Result<worker::Rules> {
+pub(crate) fn service_rules(dir: Option<&Path>) -> anyhow::Result<pricing_rules::Rules> {
     let dir = match dir {
         Some(d) => d.to_owned(),
         None if Path::new(crate::rules_source::DEFAULT_DIR).is_dir() => crate::rules_source::DEFAULT_DIR.into(),
         None => {
             tracing::info!("no ./rules directory: using the rules built into assay");
-            return Ok(worker::Rules::Fixed(Arc::new(crate::rules_source::embedded())));
+            return Ok(pricing_rules::Rules::Fixed(Arc::new(crate::rules_source::embedded())));
         }
     };
     let watcher = pricing_rules::RulesWatcher::start(&dir, Duration::from_millis(500), Duration::from_secs(30))
         .with_context(|| format!("cannot use the rules in {}", dir.display()))?;
     tracing::info!(dir = %dir.display(), version = %watcher.current().version, "pricing rules loaded; watching for edits");
-    Ok(worker::Rules::Watched(Arc::new(watcher)))
+    Ok(pricing_rules::Rules::Watched(Arc::new(watcher)))
 }
 
 /// Resolves when the process is asked to stop (SIGTERM or Ctrl-C).
@@ -65,10 +66,10 @@ pub(crate) fn run_worker(args: &WorkerArgs) -> anyhow::Result<ExitCode> {
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     let result = runtime.block_on(async {
         let cfg = args.kafka.config();
-        let store = worker::ModelStore::from_url(&args.store)?;
+        let store = model_store::ModelStore::from_url(&args.store)?;
         let rules = service_rules(args.rules.as_deref())?;
-        worker::ensure_topics(&cfg).await.context("cannot prepare the Kafka topics")?;
-        let queue = Arc::new(worker::KafkaWorkerQueue::connect(&cfg)?);
+        queue_kafka::ensure_topics(&cfg).await.context("cannot prepare the Kafka topics")?;
+        let queue = Arc::new(queue_kafka::KafkaWorkerQueue::connect(&cfg)?);
         if let Some(addr) = &args.listen {
             let metrics = crate::telemetry::install_metrics()?;
             let (s, q) = (store.clone(), queue.clone());
@@ -103,13 +104,6 @@ pub(crate) fn run_worker(args: &WorkerArgs) -> anyhow::Result<ExitCode> {
     result
 }
 
-fn new_job_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    format!("{nanos:x}-{:x}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
-}
-
 pub(crate) fn submit(args: &SubmitArgs) -> anyhow::Result<ExitCode> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
@@ -118,40 +112,30 @@ pub(crate) fn submit(args: &SubmitArgs) -> anyhow::Result<ExitCode> {
             eprintln!("note: the workers price with their own rules; --rules is ignored by submit");
         }
         let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
-        let store = worker::ModelStore::from_url(&args.store)?;
-        let stored = store.put(bytes.into()).await?;
+        let store = model_store::ModelStore::from_url(&args.store)?;
         let cfg = args.kafka.config();
-        worker::ensure_topics(&cfg).await.context("cannot prepare the Kafka topics")?;
-        let submitter = worker::KafkaSubmitter::connect(&cfg, true)?;
-        let mut results = submitter.results();
-        let job = Job {
-            v: worker::protocol::VERSION,
-            job_id: new_job_id(),
-            model: ModelRef { key: stored.key, sha256: stored.sha256, format: None, units: args.price.units },
-            options: JobOptions {
-                alloys: args.price.alloys.clone(),
-                quantity: args.price.qty,
-                segment: args.price.segment.clone(),
-                stones: args.price.stones.clone(),
-            },
-            submitted_at_ms: worker::now_ms(),
-            deadline_ms: Some(worker::now_ms() + args.timeout_secs * 1000),
-        };
+        queue_kafka::ensure_topics(&cfg).await.context("cannot prepare the Kafka topics")?;
+        let submitter = queue_kafka::KafkaSubmitter::connect(&cfg, true)?;
+        let mut results = submitter.subscribe();
+        let format = models::detect(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+        let stored = store.put(bytes.into()).await?;
+        let model = ModelRef { key: stored.key, sha256: stored.sha256, format: Some(format) };
+        let job =
+            Job::new(jobs::protocol::new_job_id(), model, args.price.request(), Duration::from_secs(args.timeout_secs));
         submitter.submit(&job, None).await?;
         eprintln!("submitted job {} for {}", job.job_id, args.file.display());
         let wait = async {
-            loop {
-                match results.recv().await {
-                    Ok(r) if r.job_id == job.job_id => return Some(r),
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return None,
+            while let Some(r) = results.recv().await {
+                if r.job_id == job.job_id && r.is_final() {
+                    return Some(r);
                 }
             }
+            None
         };
         match tokio::time::timeout(Duration::from_secs(args.timeout_secs), wait).await {
             Ok(Some(result)) => {
                 println!("{}", serde_json::to_string(&result)?);
-                Ok(if result.error.is_none() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+                Ok(if result.outcome.error().is_none() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
             }
             _ => anyhow::bail!("no result for job {} within {} s: is a worker running?", job.job_id, args.timeout_secs),
         }

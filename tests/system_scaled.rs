@@ -155,7 +155,7 @@ fn scaled_pipeline(bootstrap: &str) {
 #[test]
 fn gateway_and_two_workers_on_the_mock_cluster() {
     let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
-    let cfg = worker::KafkaConfig::new(&cluster.bootstrap_servers());
+    let cfg = queue_kafka::KafkaConfig::new(&cluster.bootstrap_servers());
     // The mock cluster has no CreateTopics: the topics the processes would create.
     cluster.create_topic(&cfg.jobs_topic, 4, 1).unwrap();
     cluster.create_topic(&cfg.results_topic, 4, 1).unwrap();

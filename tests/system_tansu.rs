@@ -30,9 +30,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use jobs::protocol::Options;
+use jobs::{Job, JobResult, ModelRef, Outcome, Submitter};
+use queue_kafka::KafkaConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, TopicPartitionList};
-use worker::{Job, JobOptions, JobResult, KafkaConfig, ModelRef, Submitter};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -161,8 +163,8 @@ fn five_hundred_jobs_two_worker_processes_one_killed() {
     let store_url = work.path().join("data").display().to_string();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let models = runtime.block_on(async {
-        worker::ensure_topics(&cfg).await.unwrap();
-        let store = worker::ModelStore::from_url(&store_url).unwrap();
+        queue_kafka::ensure_topics(&cfg).await.unwrap();
+        let store = model_store::ModelStore::from_url(&store_url).unwrap();
         let mut stored = Vec::new();
         for bytes in real_models() {
             stored.push(store.put(bytes.into()).await.unwrap());
@@ -197,21 +199,17 @@ fn five_hundred_jobs_two_worker_processes_one_killed() {
     let mut killed_at: Option<Instant> = None;
     let mut answered_by_w2_before_kill: BTreeSet<String> = BTreeSet::new();
     let results: HashMap<String, Vec<JobResult>> = runtime.block_on(async {
-        let submitter = Arc::new(worker::KafkaSubmitter::connect(&cfg, true).unwrap());
-        let mut rx = submitter.results();
+        let submitter = Arc::new(queue_kafka::KafkaSubmitter::connect(&cfg, true).unwrap());
+        let mut rx = submitter.subscribe();
         for (i, id) in ids.iter().enumerate() {
             let m = &models[i % models.len()];
-            let job = Job {
-                v: 1,
-                job_id: id.clone(),
-                model: ModelRef { key: m.key.clone(), sha256: m.sha256.clone(), format: None, units: None },
-                options: JobOptions {
-                    alloys: vec!["18k-yellow".into(), "sterling-925".into()],
-                    ..JobOptions::default()
-                },
-                submitted_at_ms: worker::now_ms(),
-                deadline_ms: None,
-            };
+            let mut job = Job::new(
+                id.clone(),
+                ModelRef { key: m.key.clone(), sha256: m.sha256.clone(), format: None },
+                Options { alloys: vec!["18k-yellow".into(), "sterling-925".into()], ..Options::default() },
+                Duration::from_secs(600),
+            );
+            job.deadline_ms = None;
             submitter.submit(&job, None).await.unwrap();
         }
         let mut got: HashMap<String, Vec<JobResult>> = HashMap::new();
@@ -220,8 +218,9 @@ fn five_hundred_jobs_two_worker_processes_one_killed() {
         while got.len() < ids.len() && tokio::time::Instant::now() < deadline {
             tokio::select! {
                 r = rx.recv() => match r {
-                    Ok(r) => got.entry(r.job_id.clone()).or_default().push(r),
-                    Err(e) => panic!("results: {e}"),
+                    Some(r) if r.is_final() => got.entry(r.job_id.clone()).or_default().push(r),
+                    Some(_) => {}
+                    None => panic!("the results stream ended"),
                 },
                 () = tokio::time::sleep(Duration::from_millis(200)) => {}
             }
@@ -271,10 +270,14 @@ fn five_hundred_jobs_two_worker_processes_one_killed() {
         fail(&format!("{} jobs never answered, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]), &logs);
     }
     for (id, answers) in &results {
-        assert!(answers.iter().all(|r| r.error.is_none()), "{id}: {:?}", answers[0].error);
         // Redelivery after the kill may answer twice; every answer is the same price.
-        let prices: BTreeSet<Vec<String>> =
-            answers.iter().map(|r| r.quotes.iter().map(|q| q.total.to_string()).collect()).collect();
+        let prices: BTreeSet<Vec<String>> = answers
+            .iter()
+            .map(|r| match &r.outcome {
+                Outcome::Done(p) => p.quotes.quotes.iter().map(|q| q.total.to_string()).collect(),
+                other => panic!("{id}: {other:?}"),
+            })
+            .collect();
         assert_eq!(prices.len(), 1, "{id} got different answers: {prices:?}");
     }
     // The kill took work away: w2 had answered jobs of some model (a partition it owned), and jobs of that same

@@ -230,7 +230,7 @@ fn spans_go_over_grpc_too() {
 fn one_quote_through_gateway_worker_and_the_mock_cluster_is_one_trace() {
     let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
     let bootstrap = cluster.bootstrap_servers();
-    let cfg = worker::KafkaConfig::new(&bootstrap);
+    let cfg = queue_kafka::KafkaConfig::new(&bootstrap);
     // The mock cluster has no CreateTopics: the topics the processes would create.
     cluster.create_topic(&cfg.jobs_topic, 2, 1).unwrap();
     cluster.create_topic(&cfg.results_topic, 2, 1).unwrap();

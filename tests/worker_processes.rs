@@ -8,8 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use jobs::{Job, ModelRef, Outcome, Submitter};
+use queue_kafka::KafkaConfig;
 use rdkafka::mocking::MockCluster;
-use worker::{Job, JobOptions, KafkaConfig, ModelRef, Submitter};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -87,33 +88,29 @@ fn workers_and_submit_as_processes() {
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let results = runtime.block_on(async {
-        let store = worker::ModelStore::from_url(&store_url).unwrap();
+        let store = model_store::ModelStore::from_url(&store_url).unwrap();
         let mut models = Vec::new();
         for i in 0..8 {
             let band = models::synth::ring_band(8.0 + f64::from(i) * 0.01, 10.0, 2.0, 24, 8);
             models.push(store.put(models::to_binary_stl(&band).into()).await.unwrap());
         }
-        let submitter = Arc::new(worker::KafkaSubmitter::connect(&cfg, true).unwrap());
-        let mut rx = submitter.results();
+        let submitter = Arc::new(queue_kafka::KafkaSubmitter::connect(&cfg, true).unwrap());
+        let mut rx = submitter.subscribe();
         let ids: Vec<String> = (0..40).map(|i| format!("proc-{i}")).collect();
         for (i, id) in ids.iter().enumerate() {
             let m = &models[i % 8];
-            let job = Job {
-                v: 1,
-                job_id: id.clone(),
-                model: ModelRef { key: m.key.clone(), sha256: m.sha256.clone(), format: None, units: None },
-                options: JobOptions::default(),
-                submitted_at_ms: worker::now_ms(),
-                deadline_ms: None,
-            };
+            let model = ModelRef { key: m.key.clone(), sha256: m.sha256.clone(), format: None };
+            let job = Job::new(id.clone(), model, Default::default(), Duration::from_secs(600));
             submitter.submit(&job, None).await.unwrap();
         }
         let mut got = std::collections::HashMap::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         while got.len() < ids.len() {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Ok(r)) => {
-                    got.entry(r.job_id.clone()).or_insert(r);
+                Ok(Some(r)) => {
+                    if r.is_final() {
+                        got.entry(r.job_id.clone()).or_insert(r);
+                    }
                 }
                 _ => break,
             }
@@ -121,7 +118,7 @@ fn workers_and_submit_as_processes() {
         got
     });
     assert_eq!(results.len(), 40, "every job answered by the worker processes");
-    assert!(results.values().all(|r| r.error.is_none() && r.quotes.len() == 13));
+    assert!(results.values().all(|r| matches!(&r.outcome, Outcome::Done(p) if p.quotes.quotes.len() == 13)));
     let workers: std::collections::BTreeSet<&str> = results.values().map(|r| r.worker.as_str()).collect();
     assert!(workers.iter().all(|w| *w == "w1" || *w == "w2"), "{workers:?}");
 

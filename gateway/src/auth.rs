@@ -23,11 +23,28 @@ impl std::fmt::Debug for ApiKeys {
     }
 }
 
-/// Which key a request presented (its index), or `Open` when no keys are configured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Who a request comes from: the key it presented (by the key's digest, the same on every instance whatever
+/// order the keys are configured in), or `Open` when no keys are configured.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Caller {
     Open,
-    Key(usize),
+    Key([u8; 32]),
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.id())
+    }
+}
+
+impl Caller {
+    /// A stable name for the caller that gives no key away: `open`, or `key:` and 16 hex digits of its digest.
+    pub fn id(&self) -> String {
+        match self {
+            Caller::Open => "open".into(),
+            Caller::Key(d) => format!("key:{}", d[..8].iter().map(|b| format!("{b:02x}")).collect::<String>()),
+        }
+    }
 }
 
 impl ApiKeys {
@@ -47,10 +64,10 @@ impl ApiKeys {
         }
         let digest: [u8; 32] = Sha256::digest(presented?.as_bytes()).into();
         let mut found = None;
-        for (i, d) in self.digests.iter().enumerate() {
+        for d in &self.digests {
             let diff = d.iter().zip(digest.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
             if diff == 0 && found.is_none() {
-                found = Some(Caller::Key(i));
+                found = Some(Caller::Key(*d));
             }
         }
         found
@@ -98,8 +115,12 @@ mod tests {
     #[test]
     fn keys_are_told_apart() {
         let keys = ApiKeys::new(&["alpha", "beta"]);
-        assert_eq!(keys.identify(Some("beta")), Some(Caller::Key(1)));
-        assert_eq!(keys.identify(Some("alpha")), Some(Caller::Key(0)));
+        let beta = keys.identify(Some("beta")).expect("beta");
+        let alpha = keys.identify(Some("alpha")).expect("alpha");
+        assert_ne!(alpha, beta);
+        // The same key in another order (another instance's configuration) is the same caller.
+        assert_eq!(ApiKeys::new(&["beta", "alpha"]).identify(Some("alpha")), Some(alpha.clone()));
+        assert!(alpha.id().starts_with("key:") && alpha.id().len() == 20 && !alpha.id().contains("alpha"));
         assert_eq!(keys.identify(Some("alph")), None);
         assert_eq!(keys.identify(None), None);
         assert_eq!(ApiKeys::new::<&str>(&[]).identify(None), Some(Caller::Open));

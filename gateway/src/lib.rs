@@ -1,8 +1,8 @@
 //! The shop-facing API: submit a quote job (the model streamed to the store, the job to the queue), poll for its
 //! result or have it pushed over a WebSocket, read the rules in force, and the platform's health and metrics.
 //!
-//! `gateway` is the only crate that knows HTTP. It knows nothing of Kafka: it talks to a [`worker::Submitter`]
-//! (in-process or Kafka) through [`JobQueue`].
+//! `gateway` is the only crate that knows HTTP. It knows nothing of Kafka (it does not link it): it talks to a
+//! [`jobs::Submitter`] (in-process or Kafka) through [`JobQueue`].
 
 pub mod auth;
 pub mod book;
@@ -17,11 +17,13 @@ use std::time::{Duration, SystemTime};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
-use tokio::sync::broadcast;
-use worker::{Job, JobResult, ModelStore, QueueError, Submitter};
+use jobs::{Job, JobResult, QueueError, Submitter};
+use model_store::ModelStore;
+use pricing_rules::Rules;
+use tokio::sync::mpsc;
 
 pub use auth::ApiKeys;
-pub use book::{JobBook, JobState, JobStatus};
+pub use book::{JobBook, JobState};
 pub use error::ApiError;
 pub use routes::ApiDoc;
 
@@ -36,8 +38,11 @@ pub struct Config {
     pub max_jobs_kept: usize,
     /// How long a job may wait for a worker before it fails with `deadline_exceeded` (default 15 minutes).
     pub job_deadline: Duration,
-    /// Idempotency keys remembered, per gateway instance (default 100,000).
+    /// Idempotency keys remembered with their first request, per gateway instance (default 100,000). The job
+    /// id a key names is the same on every instance whatever this holds.
     pub max_idempotency_keys: usize,
+    /// How long an idempotency key names its first request (default 24 hours).
+    pub idempotency_ttl: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -48,6 +53,7 @@ impl std::fmt::Debug for Config {
             .field("max_jobs_kept", &self.max_jobs_kept)
             .field("job_deadline", &self.job_deadline)
             .field("max_idempotency_keys", &self.max_idempotency_keys)
+            .field("idempotency_ttl", &self.idempotency_ttl)
             .finish()
     }
 }
@@ -60,6 +66,7 @@ impl Default for Config {
             max_jobs_kept: 100_000,
             job_deadline: Duration::from_secs(15 * 60),
             max_idempotency_keys: 100_000,
+            idempotency_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -91,10 +98,12 @@ impl Config {
 #[async_trait::async_trait]
 pub trait JobQueue: Send + Sync + 'static {
     async fn submit(&self, job: &Job, traceparent: Option<&str>) -> Result<(), QueueError>;
-    fn updates(&self) -> broadcast::Receiver<JobResult>;
+    fn subscribe(&self) -> mpsc::Receiver<JobResult>;
     async fn ready(&self) -> Result<(), QueueError>;
     /// `messaging.system` for spans.
     fn messaging_system(&self) -> &'static str;
+    /// Where jobs are sent, for spans.
+    fn destination(&self) -> &str;
 }
 
 #[async_trait::async_trait]
@@ -102,14 +111,17 @@ impl<S: Submitter> JobQueue for S {
     async fn submit(&self, job: &Job, traceparent: Option<&str>) -> Result<(), QueueError> {
         Submitter::submit(self, job, traceparent).await
     }
-    fn updates(&self) -> broadcast::Receiver<JobResult> {
-        Submitter::updates(self)
+    fn subscribe(&self) -> mpsc::Receiver<JobResult> {
+        Submitter::subscribe(self)
     }
     async fn ready(&self) -> Result<(), QueueError> {
         Submitter::ready(self).await
     }
     fn messaging_system(&self) -> &'static str {
         Submitter::messaging_system(self)
+    }
+    fn destination(&self) -> &str {
+        Submitter::destination(self)
     }
 }
 
@@ -121,9 +133,9 @@ pub struct AppState {
     keys: ApiKeys,
     store: ModelStore,
     queue: Arc<dyn JobQueue>,
-    rules: worker::Rules,
+    rules: Rules,
     book: JobBook,
-    idempotency: Mutex<submit::Idempotency>,
+    idempotency: Mutex<jobs::BoundedMap<submit::IdemKey, submit::IdemEntry>>,
     started: SystemTime,
     metrics: Option<Render>,
     feeder: tokio::task::JoinHandle<()>,
@@ -144,7 +156,7 @@ impl Drop for AppState {
 impl AppState {
     /// Wires a gateway to a store, a queue and rules, and starts following the queue's updates. Call inside a
     /// tokio runtime.
-    pub fn new(config: Config, store: ModelStore, queue: Arc<dyn JobQueue>, rules: worker::Rules) -> Arc<AppState> {
+    pub fn new(config: Config, store: ModelStore, queue: Arc<dyn JobQueue>, rules: Rules) -> Arc<AppState> {
         AppState::build(config, store, queue, rules, None)
     }
 
@@ -153,7 +165,7 @@ impl AppState {
         config: Config,
         store: ModelStore,
         queue: Arc<dyn JobQueue>,
-        rules: worker::Rules,
+        rules: Rules,
         render: impl Fn() -> String + Send + Sync + 'static,
     ) -> Arc<AppState> {
         AppState::build(config, store, queue, rules, Some(Arc::new(render)))
@@ -163,16 +175,16 @@ impl AppState {
         config: Config,
         store: ModelStore,
         queue: Arc<dyn JobQueue>,
-        rules: worker::Rules,
+        rules: Rules,
         metrics: Option<Render>,
     ) -> Arc<AppState> {
-        let updates = queue.updates();
+        let updates = queue.subscribe();
         Arc::new_cyclic(|weak: &std::sync::Weak<AppState>| {
             let feeder = tokio::spawn(follow(updates, weak.clone()));
             AppState {
                 keys: ApiKeys::new(&config.api_keys),
                 book: JobBook::new(config.max_jobs_kept),
-                idempotency: Mutex::new(submit::Idempotency::new(config.max_idempotency_keys)),
+                idempotency: Mutex::new(jobs::BoundedMap::new(config.max_idempotency_keys)),
                 config,
                 store,
                 queue,
@@ -189,19 +201,13 @@ impl AppState {
     }
 }
 
-/// Feeds the job book from the queue's updates until the gateway is dropped.
-async fn follow(mut updates: broadcast::Receiver<JobResult>, state: std::sync::Weak<AppState>) {
-    loop {
-        match updates.recv().await {
-            Ok(update) => match state.upgrade() {
-                Some(s) => s.book.update(update),
-                None => return,
-            },
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                metrics::counter!("assay_gateway_updates_missed_total").increment(n);
-                tracing::error!(missed = n, "the gateway fell behind the queue's updates: some polls stay pending");
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
+/// Feeds the job book from the queue's messages until the gateway is dropped. The stream holds back rather than
+/// drops when the book is slow, so every final result reaches it.
+async fn follow(mut updates: mpsc::Receiver<JobResult>, state: std::sync::Weak<AppState>) {
+    while let Some(update) = updates.recv().await {
+        match state.upgrade() {
+            Some(s) => s.book.update(update),
+            None => return,
         }
     }
 }
@@ -231,25 +237,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Registers the help text and unit of every metric the gateway records (call once the recorder is installed).
-pub fn describe_metrics() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!("assay_http_requests_total", "HTTP requests answered, by route template, method and status");
-    describe_histogram!(
-        "assay_http_request_duration_seconds",
-        Unit::Seconds,
-        "Time to answer an HTTP request, by route template and method (a submission includes its upload)"
-    );
-    describe_counter!("assay_gateway_jobs_accepted_total", "Quote jobs accepted and queued");
-    describe_histogram!("assay_gateway_upload_bytes", Unit::Bytes, "Size of accepted model uploads");
-    describe_gauge!("assay_gateway_websockets_open", "Event WebSockets open now");
-    describe_counter!(
-        "assay_gateway_updates_missed_total",
-        "Job updates the gateway fell too far behind to read (their polls stay pending)"
-    );
-}
-
-/// A named readiness check for [`ops_router`]: `Ok` or what is wrong.
+/// A named readiness check for `/readyz`: `Ok` or what is wrong.
 pub type Probe = Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
 /// The platform endpoints of a process without the API (a worker): `/healthz`, `/readyz` (every probe answers

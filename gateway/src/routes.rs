@@ -15,96 +15,37 @@ use tokio::sync::watch;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::book::{JobState, JobStatus};
+use crate::book::JobState;
 use crate::error::{ApiError, ErrorDetail, ErrorResponse};
 use crate::AppState;
 
-/// Milliseconds each stage took, from the worker.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TimingsView {
-    pub queue_wait: f64,
-    pub fetch: f64,
-    pub parse: f64,
-    pub analyze: f64,
-    pub price: f64,
-    pub total: f64,
-}
-
-/// A job as a client sees it: its status and, once it has one, the worker's result.
+/// A job as a client sees it: its status and exactly what that status has. `queued` and `running` carry no
+/// price; `done` carries the geometry, the quotes and the stage timings; `failed` always carries an error.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QuoteView {
     pub job_id: String,
-    pub status: JobStatus,
     /// When the gateway accepted it, in ms since the Unix epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub submitted_at_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rules_version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prices_date: Option<String>,
-    /// The customer segment the quotes are for.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub segment: Option<String>,
-    /// Pieces ordered; each quote's total is for all of them.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub quantity: Option<u32>,
-    /// The geometry report (as `assay analyze --json`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub geometry: Option<models::Report>,
-    /// One quote per alloy (as `assay quote --json`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<Object>>)]
-    pub quotes: Option<Vec<pricing_rules::Quote>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<Object>>)]
-    pub detected_stones: Option<Vec<pricing_rules::DetectedStone>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub warnings: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub timings_ms: Option<TimingsView>,
     /// The worker instance that took it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
+    /// The trace of the quote, from the request to the result.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorDetail>,
+    #[serde(flatten)]
+    pub outcome: jobs::Outcome,
 }
 
 impl From<&JobState> for QuoteView {
     fn from(s: &JobState) -> QuoteView {
         let r = s.result.as_deref();
-        let fin = s.status.is_final();
-        let fin_r = r.filter(|_| fin);
         QuoteView {
             job_id: s.job_id.clone(),
-            status: s.status,
             submitted_at_ms: s.submitted_at_ms,
-            rules_version: fin_r.and_then(|r| r.rules_version.clone()),
-            prices_date: fin_r.and_then(|r| r.prices_date.clone()),
-            segment: fin_r.and_then(|r| r.segment.clone()),
-            quantity: fin_r.and_then(|r| r.quantity),
-            geometry: fin_r.and_then(|r| r.geometry.clone()),
-            quotes: fin_r.map(|r| r.quotes.clone()),
-            detected_stones: fin_r.map(|r| r.detected_stones.clone()),
-            warnings: fin_r.map(|r| r.warnings.clone()),
-            timings_ms: fin_r.map(|r| {
-                let t = r.timings_ms;
-                TimingsView {
-                    queue_wait: t.queue_wait,
-                    fetch: t.fetch,
-                    parse: t.parse,
-                    analyze: t.analyze,
-                    price: t.price,
-                    total: t.total,
-                }
-            }),
             worker: r.map(|r| r.worker.clone()),
-            trace_id: r.and_then(|r| r.trace_id.clone()),
-            error: fin_r
-                .and_then(|r| r.error.as_ref())
-                .map(|e| ErrorDetail { code: e.code.clone(), message: e.message.clone() }),
+            trace_id: r.and_then(|r| r.trace_id.clone()).or_else(|| jobs::trace::trace_id(s.traceparent.as_deref())),
+            outcome: s.outcome().clone(),
         }
     }
 }
@@ -141,7 +82,7 @@ pub async fn get_quote(
 /// linked to the request (or socket) that carried it.
 fn delivered(job: &JobState, channel: &'static str) {
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-    if !job.status.is_final() {
+    if !job.status().is_final() {
         return;
     }
     let Some(parent) = job.traceparent.as_deref() else { return };
@@ -153,8 +94,8 @@ fn delivered(job: &JobState, channel: &'static str) {
         assay.job_id = %job.job_id,
         assay.delivery = channel,
     );
-    let _ = span.set_parent(worker::trace::context(Some(parent)));
-    if let Some(link) = worker::trace::of_span(&carrier).as_deref().and_then(worker::trace::parse) {
+    let _ = span.set_parent(jobs::trace::context(Some(parent)));
+    if let Some(link) = jobs::trace::of_span(&carrier).as_deref().and_then(jobs::trace::parse) {
         span.add_link(link);
     }
 }
@@ -197,7 +138,7 @@ pub async fn events(
 const PING_EVERY: Duration = Duration::from_secs(30);
 
 async fn push(mut socket: WebSocket, mut rx: watch::Receiver<JobState>) {
-    metrics::gauge!("assay_gateway_websockets_open").increment(1.0);
+    metrics::gauge!(jobs::metric::GATEWAY_WEBSOCKETS_OPEN).increment(1.0);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     'send: loop {
         let state = rx.borrow_and_update().clone();
@@ -206,7 +147,7 @@ async fn push(mut socket: WebSocket, mut rx: watch::Receiver<JobState>) {
         if socket.send(Message::Text(text.into())).await.is_err() {
             break;
         }
-        if state.status.is_final() {
+        if state.status().is_final() {
             let frame = CloseFrame { code: 1000, reason: "final result sent".into() };
             let _ = socket.send(Message::Close(Some(frame))).await;
             // Wait briefly for the client's close reply, as the protocol asks.
@@ -242,7 +183,7 @@ async fn push(mut socket: WebSocket, mut rx: watch::Receiver<JobState>) {
             }
         }
     }
-    metrics::gauge!("assay_gateway_websockets_open").decrement(1.0);
+    metrics::gauge!(jobs::metric::GATEWAY_WEBSOCKETS_OPEN).decrement(1.0);
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -308,10 +249,9 @@ pub struct RulesView {
 )]
 pub async fn rules(State(state): State<Arc<AppState>>) -> Json<RulesView> {
     let rules = state.rules.current();
-    let (loaded_at, reload) = match &state.rules {
-        worker::Rules::Fixed(_) => (state.started, None),
-        worker::Rules::Watched(w) => {
-            let s = w.status();
+    let (loaded_at, reload) = match state.rules.reload_status() {
+        None => (state.started, None),
+        Some(s) => {
             (s.loaded_at, Some(ReloadView { last_error: s.last_error, reloads: s.reloads, failures: s.failures }))
         }
     };
@@ -389,23 +329,27 @@ pub struct Readiness {
     responses((status = 200, body = Readiness), (status = 503, body = Readiness))
 )]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    let limit = Duration::from_secs(3);
-    let (store, queue) =
-        tokio::join!(tokio::time::timeout(limit, state.store.ping()), tokio::time::timeout(limit, state.queue.ready()));
-    let mut checks = std::collections::BTreeMap::new();
-    let mut ready = true;
-    let mut check = |name: &str, outcome: Result<(), String>| {
-        ready &= outcome.is_ok();
-        checks.insert(name.to_owned(), outcome.err().unwrap_or_else(|| "ok".into()));
-    };
-    check("store", store.map_err(|_| "no answer within 3 s".to_owned()).and_then(|r| r.map_err(|e| e.to_string())));
-    check("queue", queue.map_err(|_| "no answer within 3 s".to_owned()).and_then(|r| r.map_err(|e| e.to_string())));
-    // Rules are always loaded (a gateway does not start without them); a refused edit keeps the last good ones.
-    let rules = state.rules.current();
-    checks.insert("rules".into(), format!("ok ({})", &rules.version[..12.min(rules.version.len())]));
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let body = Readiness { status: if ready { "ready" } else { "not_ready" }.into(), checks };
-    (status, Json(body)).into_response()
+    let (store, queue) = (state.store.clone(), state.queue.clone());
+    let probes: [(&'static str, crate::Probe); 3] = [
+        (
+            "store",
+            Arc::new(move || {
+                let s = store.clone();
+                Box::pin(async move { s.ping().await.map_err(|e| e.to_string()) })
+            }),
+        ),
+        (
+            "queue",
+            Arc::new(move || {
+                let q = queue.clone();
+                Box::pin(async move { q.ready().await.map_err(|e| e.to_string()) })
+            }),
+        ),
+        // Rules are always loaded (a gateway does not start without them); a refused edit keeps the last good
+        // ones, which /v1/rules reports.
+        ("rules", Arc::new(|| Box::pin(async { Ok(()) }))),
+    ];
+    readiness(&probes).await
 }
 
 /// Prometheus text exposition.
@@ -420,7 +364,8 @@ pub(crate) fn prometheus_text(text: String) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
-/// Runs every probe with a time limit; 200 when all pass, 503 with what failed otherwise.
+/// The one readiness check: runs every probe with a time limit; 200 when all pass, 503 with what failed
+/// otherwise.
 pub(crate) async fn readiness(probes: &[(&'static str, crate::Probe)]) -> Response {
     let limit = Duration::from_secs(3);
     let outcomes = futures::future::join_all(probes.iter().map(|(name, probe)| async move {
@@ -474,8 +419,8 @@ pub async fn observe(req: Request, next: Next) -> Response {
         http.response.status_code = tracing::field::Empty,
     );
     let incoming = req.headers().get("traceparent").and_then(|v| v.to_str().ok());
-    if incoming.and_then(worker::trace::parse).is_some() {
-        let _ = span.set_parent(worker::trace::context(incoming));
+    if incoming.and_then(jobs::trace::parse).is_some() {
+        let _ = span.set_parent(jobs::trace::context(incoming));
     }
     let started = Instant::now();
     let response = next.run(req).instrument(span.clone()).await;
@@ -485,9 +430,9 @@ pub async fn observe(req: Request, next: Next) -> Response {
     }
     let status = response.status().as_u16().to_string();
     let seconds = started.elapsed().as_secs_f64();
-    metrics::counter!("assay_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status.clone())
+    metrics::counter!(jobs::metric::HTTP_REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status.clone())
         .increment(1);
-    metrics::histogram!("assay_http_request_duration_seconds", "route" => route.clone(), "method" => method.clone())
+    metrics::histogram!(jobs::metric::HTTP_REQUEST_DURATION, "route" => route.clone(), "method" => method.clone())
         .record(seconds);
     tracing::debug!(http.method = %method, http.route = %route, http.status = %status, seconds, "request");
     response
@@ -513,9 +458,8 @@ impl Modify for BearerAuth {
     components(schemas(
         crate::submit::Accepted,
         crate::submit::ModelInfo,
-        crate::submit::OptionsBody,
+        jobs::protocol::Options,
         QuoteView,
-        TimingsView,
         RulesView,
         AlloyView,
         SegmentView,
@@ -525,7 +469,6 @@ impl Modify for BearerAuth {
         Readiness,
         ErrorResponse,
         ErrorDetail,
-        JobStatus
     )),
     modifiers(&BearerAuth),
     tags((name = "quotes", description = "Quote jobs"), (name = "rules", description = "The pricing rules in force"),

@@ -1,9 +1,8 @@
 //! `POST /v1/quotes`: read the options, stream the model into the store while hashing it, queue the job, answer
 //! `202 Accepted`. Every refusal says what was wrong and what is allowed.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Query, Request, State};
@@ -12,9 +11,11 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use serde::{Deserialize, Serialize};
+use jobs::protocol::{idempotent_job_id, new_job_id, Options};
+use jobs::{Job, ModelRef, Status};
+use model_store::StoredModel;
+use serde::Serialize;
 use utoipa::ToSchema;
-use worker::{Job, JobOptions, ModelRef, StoredModel};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorResponse};
@@ -24,8 +25,8 @@ use crate::AppState;
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Accepted {
     pub job_id: String,
-    /// Always `queued` here.
-    pub status: crate::JobStatus,
+    /// `queued` for a new job; a retry with the same idempotency key answers with the job as it stands.
+    pub status: Status,
     /// Poll this for the result.
     pub status_url: String,
     /// Open a WebSocket here to have the status and the result pushed.
@@ -38,31 +39,9 @@ pub struct ModelInfo {
     /// SHA-256 of the uploaded bytes, lowercase hex.
     pub sha256: String,
     pub size_bytes: u64,
-    /// `stl`, `glb` or `gltf`: as declared by the content type, or sniffed from the first bytes.
+    /// `stl`, `glb` or `gltf`: what the bytes are, from their first bytes and length (a declared content type
+    /// must agree).
     pub format: String,
-}
-
-/// The `options` part of a multipart submission. Unknown fields are refused.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OptionsBody {
-    /// Alloy ids from `GET /v1/rules`; none means every alloy.
-    #[serde(default)]
-    pub alloys: Vec<String>,
-    /// Pieces ordered (default 1).
-    #[serde(default)]
-    pub quantity: Option<u32>,
-    /// Customer segment from `GET /v1/rules` (default `b2c`).
-    #[serde(default)]
-    pub segment: Option<String>,
-    /// Stones set in each piece.
-    #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
-    pub stones: Vec<pricing_rules::StoneRequest>,
-    /// Unit of the model's coordinates: `mm`, `cm`, `m` or `in` (default: the format's own; STL is mm).
-    #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub units: Option<models::Units>,
 }
 
 /// The multipart form, for the API description.
@@ -72,20 +51,19 @@ pub struct SubmitForm {
     /// The model file.
     #[schema(content_media_type = "application/octet-stream")]
     model: Vec<u8>,
-    options: Option<OptionsBody>,
+    options: Option<Options>,
 }
 
 const MAX_OPTIONS_BYTES: usize = 64 * 1024;
-const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// An idempotency key: who sent it, and the key.
-type IdemKey = (Caller, String);
+pub(crate) type IdemKey = (Caller, String);
 /// When a key was first seen, and the answer once there is one (`None` while the first request runs).
-type IdemEntry = (Instant, Option<Arc<Answered>>);
+pub(crate) type IdemEntry = (Instant, Option<Arc<Answered>>);
 
 /// The first answer to an idempotency key, and what it was an answer to.
 #[derive(Debug)]
-struct Answered {
+pub(crate) struct Answered {
     accepted: Accepted,
     /// A retry must be the same request.
     request: Fingerprint,
@@ -95,40 +73,28 @@ struct Answered {
 #[derive(Debug, PartialEq)]
 struct Fingerprint {
     sha256: String,
-    options: JobOptions,
-    units: Option<models::Units>,
+    options: Options,
 }
 
-/// Idempotency keys this instance has seen, per caller: pending while the first request runs, then its answer.
-#[derive(Debug)]
-pub(crate) struct Idempotency {
-    capacity: usize,
-    entries: HashMap<IdemKey, IdemEntry>,
-    order: VecDeque<IdemKey>,
+impl Fingerprint {
+    /// The request in one string: the model's hash and the options as JSON (fields in declaration order).
+    fn digest(&self) -> String {
+        format!("{} {}", self.sha256, serde_json::to_string(&self.options).unwrap_or_default())
+    }
 }
 
-impl Idempotency {
-    pub(crate) fn new(capacity: usize) -> Idempotency {
-        Idempotency { capacity: capacity.max(1), entries: HashMap::new(), order: VecDeque::new() }
-    }
-
-    fn begin(&mut self, key: &IdemKey) -> Result<(), Option<Arc<Answered>>> {
-        if let Some((at, answer)) = self.entries.get(key) {
-            if at.elapsed() < IDEMPOTENCY_TTL {
-                return Err(answer.clone());
-            }
+/// Takes an idempotency key for a request: `Ok` when it is new (or its time to live is over), else the first
+/// request's answer (`None` while that request still runs).
+fn begin(state: &AppState, key: &IdemKey) -> Result<(), Option<Arc<Answered>>> {
+    let mut keys = state.idempotency.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((at, answer)) = keys.get(key) {
+        if at.elapsed() < state.config.idempotency_ttl {
+            return Err(answer.clone());
         }
-        self.entries.insert(key.clone(), (Instant::now(), None));
-        self.order.push_back(key.clone());
-        while self.order.len() > self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                if old != *key {
-                    self.entries.remove(&old);
-                }
-            }
-        }
-        Ok(())
     }
+    // Seen again after its time to live: one entry, the newest (the map never keeps a stale copy to evict).
+    keys.insert(key.clone(), (Instant::now(), None));
+    Ok(())
 }
 
 /// Releases a pending idempotency key if the request ends without an answer, so a retry can go ahead.
@@ -141,7 +107,7 @@ impl Reservation<'_> {
     fn complete(mut self, accepted: &Accepted, request: Fingerprint) {
         if let Some(key) = self.key.take() {
             let mut idem = self.state.idempotency.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(entry) = idem.entries.get_mut(&key) {
+            if let Some(entry) = idem.get_mut(&key) {
                 entry.1 = Some(Arc::new(Answered { accepted: accepted.clone(), request }));
             }
         }
@@ -151,7 +117,7 @@ impl Reservation<'_> {
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            self.state.idempotency.lock().unwrap_or_else(|e| e.into_inner()).entries.remove(&key);
+            self.state.idempotency.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
         }
     }
 }
@@ -167,7 +133,7 @@ enum Declared {
 }
 
 const ALLOWED_TYPES: &str =
-    "model/stl, model/gltf-binary, model/gltf+json, application/octet-stream (format sniffed), multipart/form-data";
+    "model/stl, model/gltf-binary, model/gltf+json, application/octet-stream (format detected), multipart/form-data";
 
 fn declared(content_type: Option<&str>) -> Result<Option<Declared>, ApiError> {
     let Some(ct) = content_type else { return Ok(Some(Declared::Sniff)) };
@@ -190,19 +156,41 @@ fn declared(content_type: Option<&str>) -> Result<Option<Declared>, ApiError> {
     }))
 }
 
-/// The format the bytes begin like, for `application/octet-stream`.
-fn sniff(head: &[u8], size: u64) -> Option<&'static str> {
-    if head.starts_with(b"glTF") {
-        return Some("glb");
+/// The format of an upload, by `models`' own detector on its first bytes and length; the declared type must
+/// agree. Bytes that are no model are refused before a job exists.
+fn detected(head: &[u8], size: u64, declared: Declared) -> Result<models::Format, ApiError> {
+    use models::Format;
+    let not_a_model = |why: String| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unknown_format",
+            format!("the body is not a model: {why}; send an STL, GLB or glTF file as one of {ALLOWED_TYPES}"),
+        )
+    };
+    let format = models::detect_head(head, size).map_err(|e| not_a_model(e.to_string()))?;
+    let agrees = match declared {
+        Declared::Sniff => true,
+        Declared::Stl => matches!(format, Format::StlBinary | Format::StlAscii),
+        Declared::Glb => format == Format::Glb,
+        Declared::Gltf => format == Format::Gltf,
+    };
+    if !agrees {
+        return Err(not_a_model(format!(
+            "it was sent as {} but its bytes are {}",
+            match declared {
+                Declared::Stl => "STL",
+                Declared::Glb => "GLB",
+                _ => "glTF",
+            },
+            match format {
+                Format::StlBinary => "a binary STL",
+                Format::StlAscii => "an ASCII STL",
+                Format::Glb => "a GLB",
+                Format::Gltf => "glTF JSON",
+            }
+        )));
     }
-    let text = head.iter().position(|b| !b.is_ascii_whitespace()).map_or(&head[..0], |i| &head[i..]);
-    if text.starts_with(b"{") {
-        return Some("gltf");
-    }
-    if text.len() >= 5 && text[..5].eq_ignore_ascii_case(b"solid") || size >= 84 {
-        return Some("stl");
-    }
-    None
+    Ok(format)
 }
 
 fn too_large(limit: u64) -> ApiError {
@@ -231,16 +219,17 @@ async fn store_stream<S, E>(
     mut stream: S,
     declared: Declared,
     on_error: impl Fn(E) -> ApiError,
-) -> Result<(StoredModel, &'static str), ApiError>
+) -> Result<(StoredModel, models::Format), ApiError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
 {
+    const HEAD: usize = models::HEAD_BYTES;
     let limit = state.config.max_upload_bytes;
     let mut upload = state.store.begin_upload().await.map_err(|e| {
         tracing::error!(error = %e, "cannot start an upload to the model store");
         ApiError::unavailable("store_unavailable", "the model store is unavailable: try again shortly")
     })?;
-    let mut head = Vec::with_capacity(84);
+    let mut head = Vec::with_capacity(HEAD);
     while let Some(chunk) = stream.next().await {
         let chunk = match chunk {
             Ok(c) => c,
@@ -253,8 +242,8 @@ where
             upload.abort().await;
             return Err(too_large(limit));
         }
-        if head.len() < 84 {
-            head.extend_from_slice(&chunk[..chunk.len().min(84 - head.len())]);
+        if head.len() < HEAD {
+            head.extend_from_slice(&chunk[..chunk.len().min(HEAD - head.len())]);
         }
         if let Err(e) = upload.write(&chunk).await {
             tracing::error!(error = %e, "writing an upload to the model store");
@@ -268,22 +257,12 @@ where
         upload.abort().await;
         return Err(ApiError::bad_request("empty_model", "the model is empty: send the file's bytes as the body"));
     }
-    let format = match declared {
-        Declared::Stl => "stl",
-        Declared::Glb => "glb",
-        Declared::Gltf => "gltf",
-        Declared::Sniff => match sniff(&head, upload.size()) {
-            Some(f) => f,
-            None => {
-                upload.abort().await;
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unknown_format",
-                    "the body does not begin like an STL, GLB or glTF file and is too short for a binary STL: send \
-                     one of model/stl, model/gltf-binary, model/gltf+json",
-                ));
-            }
-        },
+    let format = match detected(&head, upload.size(), declared) {
+        Ok(f) => f,
+        Err(e) => {
+            upload.abort().await;
+            return Err(e);
+        }
     };
     let stored = upload.finish().await.map_err(|e| {
         tracing::error!(error = %e, "finishing an upload to the model store");
@@ -292,20 +271,11 @@ where
     Ok((stored, format))
 }
 
-/// The request's options, checked against the rules in force.
-fn checked(state: &AppState, o: OptionsBody) -> Result<(JobOptions, Option<models::Units>), ApiError> {
-    let options = JobOptions {
-        alloys: o.alloys,
-        quantity: o.quantity.unwrap_or(1),
-        segment: o.segment.unwrap_or_else(|| JobOptions::default().segment),
-        stones: o.stones,
-    };
-    state
-        .rules
-        .current()
-        .check_request(&(&options).into())
-        .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
-    Ok((options, o.units))
+/// The request's options, checked against the gateway's copy of the rules (the worker's copy decides: see
+/// ARCHITECTURE.md).
+fn checked(state: &AppState, options: Options) -> Result<Options, ApiError> {
+    state.rules.current().check_request(&options).map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
+    Ok(options)
 }
 
 fn units(value: &str) -> Result<models::Units, ApiError> {
@@ -315,22 +285,22 @@ fn units(value: &str) -> Result<models::Units, ApiError> {
 }
 
 /// Options from query parameters: `alloy` (repeatable, or comma-separated), `quantity`, `segment`, `units`.
-fn query_options(uri: &axum::http::Uri) -> Result<OptionsBody, ApiError> {
+fn query_options(uri: &axum::http::Uri) -> Result<Options, ApiError> {
     let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
         .map_err(|e| ApiError::bad_request("bad_query", format!("the query string cannot be read: {e}")))?;
-    let mut o = OptionsBody::default();
+    let mut o = Options::default();
     for (k, v) in pairs {
         match k.as_str() {
             "alloy" => o.alloys.extend(v.split(',').map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned)),
             "quantity" => {
-                o.quantity = Some(v.parse().map_err(|_| {
+                o.quantity = v.parse().map_err(|_| {
                     ApiError::unprocessable(
                         "invalid_quantity",
                         format!("quantity \"{v}\" is not a whole number from 1 to {}", u32::MAX),
                     )
-                })?)
+                })?
             }
-            "segment" => o.segment = Some(v),
+            "segment" => o.segment = v,
             "units" => o.units = Some(units(&v)?),
             other => {
                 return Err(ApiError::bad_request(
@@ -361,13 +331,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 /// goes on), else a new trace, so every job has a trace id its logs and result share.
 fn traceparent(headers: &HeaderMap) -> String {
     let incoming = headers.get("traceparent").and_then(|v| v.to_str().ok());
-    match incoming.filter(|tp| worker::job::trace_id(Some(tp)).is_some()) {
+    match incoming.filter(|tp| jobs::trace::trace_id(Some(tp)).is_some()) {
         Some(tp) => tp.to_owned(),
-        None => {
-            let trace = uuid::Uuid::new_v4().simple().to_string();
-            let span = &uuid::Uuid::new_v4().simple().to_string()[..16];
-            format!("00-{trace}-{span}-01")
-        }
+        None => jobs::trace::new_traceparent(),
     }
 }
 
@@ -413,10 +379,10 @@ pub async fn submit(
     // A retry with a key already answered is read like a new request (its model lands on the stored copy), then
     // answered with the first job when it is the same request, refused when it is not.
     let mut replay: Option<Arc<Answered>> = None;
-    if let Some(key) = idempotency_key(&headers)? {
-        let key = (caller, key);
-        let begun = state.idempotency.lock().unwrap_or_else(|e| e.into_inner()).begin(&key);
-        match begun {
+    let key = idempotency_key(&headers)?;
+    if let Some(key) = &key {
+        let key = (caller.clone(), key.clone());
+        match begin(&state, &key) {
             Ok(()) => reservation.key = Some(key),
             Err(Some(first)) => replay = Some(first),
             Err(None) => {
@@ -437,15 +403,15 @@ pub async fn submit(
         return Err(too_large(limit));
     }
 
-    let (stored, format, options, units) = match declared {
+    let (stored, format, options) = match declared {
         Some(declared) => {
-            let (options, units) = checked(&state, query_options(request.uri())?)?;
+            let options = checked(&state, query_options(request.uri())?)?;
             let body: Body = request.into_body();
             let (stored, format) = store_stream(&state, body.into_data_stream(), declared, |e| {
                 ApiError::bad_request("body_interrupted", format!("the request body could not be read: {e}"))
             })
             .await?;
-            (stored, format, options, units)
+            (stored, format, options)
         }
         None => {
             if request.uri().query().is_some_and(|q| !q.is_empty()) {
@@ -458,7 +424,7 @@ pub async fn submit(
         }
     };
 
-    let request = Fingerprint { sha256: stored.sha256.clone(), options: options.clone(), units };
+    let request = Fingerprint { sha256: stored.sha256.clone(), options: options.clone() };
     if let Some(first) = replay {
         if first.request != request {
             return Err(ApiError::unprocessable(
@@ -470,53 +436,67 @@ pub async fn submit(
                 ),
             ));
         }
-        let mut response = accepted_response(&first.accepted);
-        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
-        return Ok(response);
+        let mut accepted = first.accepted.clone();
+        accepted.status = state.book.get(&accepted.job_id).map_or(accepted.status, |j| j.status());
+        return Ok(replayed(&accepted));
     }
 
-    let job_id = uuid::Uuid::new_v4().simple().to_string();
-    let now = worker::now_ms();
-    let job = Job {
-        v: worker::protocol::VERSION,
-        job_id: job_id.clone(),
-        model: ModelRef { key: stored.key, sha256: stored.sha256.clone(), format: Some(format.to_owned()), units },
-        options,
-        submitted_at_ms: now,
-        deadline_ms: Some(now + state.config.job_deadline.as_millis() as u64),
+    // With an idempotency key the job id is derived from the caller, the key and the request: any gateway
+    // instance that sees a retry names the same job. The request is part of it so that a key reused for another
+    // model or other options (after its time to live here, or through an instance that never saw it) can never
+    // be answered with the first request's price.
+    let job_id = match &key {
+        Some(key) => idempotent_job_id(&caller.id(), key, &request.digest()),
+        None => new_job_id(),
     };
+    let accepted = Accepted {
+        status_url: format!("/v1/quotes/{job_id}"),
+        events_url: format!("/v1/quotes/{job_id}/events"),
+        job_id: job_id.clone(),
+        status: Status::Queued,
+        model: ModelInfo { sha256: stored.sha256.clone(), size_bytes: stored.size, format: format.family().to_owned() },
+    };
+    let model = ModelRef { key: stored.key, sha256: stored.sha256.clone(), format: Some(format) };
+    let job = Job::new(job_id.clone(), model, options, state.config.job_deadline);
+    let destination = state.queue.destination();
     let send = tracing::info_span!(
         "send",
-        otel.name = "send assay.quote-jobs",
+        otel.name = format!("send {destination}"),
         otel.kind = "producer",
         messaging.system = state.queue.messaging_system(),
         messaging.operation.type = "send",
-        messaging.destination.name = "assay.quote-jobs",
+        messaging.destination.name = destination,
         assay.job_id = %job_id,
         assay.model_sha256 = %stored.sha256,
     );
     // The job carries the send span's context; without an OpenTelemetry layer, the caller's or a new trace.
-    let traceparent = worker::trace::of_span(&send).unwrap_or_else(|| traceparent(&headers));
-    let trace_id = worker::job::trace_id(Some(&traceparent)).unwrap_or_default();
-    // In the book before it is queued: an answer cannot arrive for a job the book does not know.
-    state.book.accept(&job_id, now, Some(traceparent.clone()));
+    let traceparent = jobs::trace::of_span(&send).unwrap_or_else(|| traceparent(&headers));
+    let trace_id = jobs::trace::trace_id(Some(&traceparent)).unwrap_or_default();
+    // In the book before it is queued: an answer cannot arrive for a job the book does not know. A job the book
+    // already holds under this id is a retry through another instance (or after this one forgot the key):
+    // answered with that job, not queued twice.
+    if !state.book.accept(&job_id, job.submitted_at_ms, Some(traceparent.clone())) {
+        let mut accepted = accepted;
+        accepted.status = state.book.get(&job_id).map_or(Status::Queued, |j| j.status());
+        reservation.complete(&accepted, request);
+        return Ok(replayed(&accepted));
+    }
     if let Err(e) = tracing::Instrument::instrument(state.queue.submit(&job, Some(&traceparent)), send).await {
         state.book.withdraw(&job_id);
         tracing::error!(job.id = %job_id, trace.id = %trace_id, error = %e, "cannot queue a job");
         return Err(ApiError::unavailable("queue_unavailable", "the job queue is unavailable: try again shortly"));
     }
-    tracing::info!(job.id = %job_id, trace.id = %trace_id, model.sha256 = %stored.sha256, model.size = stored.size, format, "job accepted");
-    metrics::counter!("assay_gateway_jobs_accepted_total").increment(1);
-    metrics::histogram!("assay_gateway_upload_bytes").record(stored.size as f64);
-    let accepted = Accepted {
-        status_url: format!("/v1/quotes/{job_id}"),
-        events_url: format!("/v1/quotes/{job_id}/events"),
-        job_id,
-        status: crate::JobStatus::Queued,
-        model: ModelInfo { sha256: stored.sha256, size_bytes: stored.size, format: format.to_owned() },
-    };
+    tracing::info!(job.id = %job_id, trace.id = %trace_id, model.sha256 = %stored.sha256, model.size = stored.size, format = format.as_str(), "job accepted");
+    metrics::counter!(jobs::metric::GATEWAY_JOBS_ACCEPTED).increment(1);
+    metrics::histogram!(jobs::metric::GATEWAY_UPLOAD_BYTES).record(stored.size as f64);
     reservation.complete(&accepted, request);
     Ok(accepted_response(&accepted))
+}
+
+fn replayed(accepted: &Accepted) -> Response {
+    let mut response = accepted_response(accepted);
+    response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
 }
 
 fn accepted_response(a: &Accepted) -> Response {
@@ -527,7 +507,7 @@ fn accepted_response(a: &Accepted) -> Response {
     response
 }
 
-type Submission = (StoredModel, &'static str, JobOptions, Option<models::Units>);
+type Submission = (StoredModel, models::Format, Options);
 
 /// A `multipart/form-data` submission: a `model` part (streamed) and an optional `options` JSON part, in
 /// either order.
@@ -538,8 +518,8 @@ async fn multipart(state: &AppState, request: Request) -> Result<Submission, Api
     let mut form = Multipart::from_request(request, &()).await.map_err(|e| {
         ApiError::bad_request("bad_multipart", format!("the multipart body cannot be read: {}", e.body_text()))
     })?;
-    let mut options: Option<(JobOptions, Option<models::Units>)> = None;
-    let mut model: Option<(StoredModel, &'static str)> = None;
+    let mut options: Option<Options> = None;
+    let mut model: Option<(StoredModel, models::Format)> = None;
     while let Some(field) = form.next_field().await.map_err(bad)? {
         match field.name().unwrap_or("") {
             "options" => {
@@ -558,7 +538,7 @@ async fn multipart(state: &AppState, request: Request) -> Result<Submission, Api
                     }
                     text.extend_from_slice(&chunk);
                 }
-                let body: OptionsBody = serde_json::from_slice(&text).map_err(|e| {
+                let body: Options = serde_json::from_slice(&text).map_err(|e| {
                     ApiError::unprocessable(
                         "invalid_options",
                         format!(
@@ -590,11 +570,11 @@ async fn multipart(state: &AppState, request: Request) -> Result<Submission, Api
     let Some((stored, format)) = model else {
         return Err(ApiError::bad_request("missing_model", "no \"model\" part: attach the model file as \"model\""));
     };
-    let (options, units) = match options {
+    let options = match options {
         Some(o) => o,
-        None => checked(state, OptionsBody::default())?,
+        None => checked(state, Options::default())?,
     };
-    Ok((stored, format, options, units))
+    Ok((stored, format, options))
 }
 
 #[cfg(test)]
@@ -602,12 +582,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn formats_are_sniffed_from_the_first_bytes() {
-        assert_eq!(sniff(b"glTF\x02\0\0\0", 100), Some("glb"));
-        assert_eq!(sniff(b"\n  {\"asset\":", 20), Some("gltf"));
-        assert_eq!(sniff(b"SOLID ring", 20), Some("stl"));
-        assert_eq!(sniff(&[0u8; 84], 184), Some("stl"));
-        assert_eq!(sniff(b"GIF89a", 6), None);
+    fn the_declared_type_must_agree_with_the_bytes() {
+        let stl = models::to_binary_stl(&models::synth::ring_band(8.0, 10.0, 2.0, 8, 4));
+        let head = &stl[..models::HEAD_BYTES];
+        assert_eq!(detected(head, stl.len() as u64, Declared::Sniff), Ok(models::Format::StlBinary));
+        assert_eq!(detected(head, stl.len() as u64, Declared::Stl), Ok(models::Format::StlBinary));
+        let e = detected(head, stl.len() as u64, Declared::Glb).unwrap_err();
+        assert_eq!((e.status, e.code), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unknown_format"));
+        assert!(e.message.contains("sent as GLB but its bytes are a binary STL"), "{}", e.message);
+        assert_eq!(detected(b"\n  {\"asset\":", 20, Declared::Gltf), Ok(models::Format::Gltf));
+        let e = detected(b"GIF89a", 6, Declared::Sniff).unwrap_err();
+        assert_eq!(e.code, "unknown_format");
     }
 
     #[test]

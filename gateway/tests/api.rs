@@ -23,7 +23,7 @@ async fn a_model_in_the_body_is_queued_measured_and_priced() {
     assert_eq!(headers["location"], format!("/v1/quotes/{id}").as_str());
     assert_eq!(body["model"]["format"], "stl");
     assert_eq!(body["model"]["size_bytes"], ring().len() as u64);
-    assert_eq!(body["model"]["sha256"], worker::store::sha256_hex(&ring()));
+    assert_eq!(body["model"]["sha256"], model_store::sha256_hex(&ring()));
 
     let done = gw.wait(&id).await;
     assert_eq!(done["status"], "done", "{done}");
@@ -371,4 +371,180 @@ async fn a_job_without_a_worker_stays_queued() {
     assert_eq!(job["status"], "queued");
     assert!(job["submitted_at_ms"].as_u64().unwrap() > 0);
     assert!(job.get("quotes").is_none(), "no result fields before the result: {job}");
+}
+
+/// Bytes that follow from a seed, with no structure at all.
+fn random_bytes(n: usize, mut x: u64) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_that_are_no_model_are_refused_with_415_before_a_job_exists() {
+    let gw = Gateway::start(Config::default(), true);
+    for seed in [1, 2, 3, 0x9E37_79B9_7F4A_7C15] {
+        for content_type in ["application/octet-stream", "model/stl"] {
+            let (status, _, body) = gw.send(post("/v1/quotes", content_type, random_bytes(3000, seed))).await;
+            assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type}, seed {seed}: {body}");
+            assert_eq!(body["error"]["code"], "unknown_format");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(message.contains("model/stl, model/gltf-binary"), "says what is accepted: {message}");
+        }
+    }
+    // A real model sent under another model's type is refused too, saying what the bytes are.
+    let (status, _, body) = gw.send(post("/v1/quotes", "model/gltf-binary", ring())).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("its bytes are a binary STL"), "{body}");
+    assert_eq!(gw.state.book().len(), 0, "nothing was queued");
+    // Nothing is left in the store's upload area either.
+    let uploads = gw.store_dir.path().join("uploads");
+    assert_eq!(std::fs::read_dir(uploads).map(|d| d.count()).unwrap_or(0), 0);
+}
+
+fn idempotent(alloy: &str, key: &str) -> Request<Body> {
+    Request::post(format!("/v1/quotes?alloy={alloy}"))
+        .header("content-type", "model/stl")
+        .header("idempotency-key", key)
+        .body(Body::from(ring()))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_used_again_after_its_time_to_live_is_one_entry_not_two() {
+    let config =
+        Config { idempotency_ttl: std::time::Duration::from_millis(300), max_idempotency_keys: 2, ..Config::default() };
+    let gw = Gateway::start(config, false);
+    let (_, _, first) = gw.send(idempotent("pt950", "k1")).await;
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    // After its time to live the key may name a new request: a new job.
+    let (status, _, second) = gw.send(idempotent("18k-yellow", "k1")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{second}");
+    assert_ne!(first["job_id"], second["job_id"]);
+    // Another key fills the map to its bound. A stale second entry for k1 would now be evicted and take the live
+    // one with it, and k1 would forget that it names the 18K request.
+    let (status, _, _) = gw.send(idempotent("pt950", "k2")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _, refused) = gw.send(idempotent("pt950", "k1")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["code"], "idempotency_key_reused");
+    let (status, headers, again) = gw.send(idempotent("18k-yellow", "k1")).await;
+    assert_eq!((status, &again["job_id"]), (StatusCode::ACCEPTED, &second["job_id"]));
+    assert_eq!(headers["idempotent-replayed"], "true");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_through_another_gateway_instance_gets_the_first_job() {
+    let key = "k3y-for-the-test-suite-0001";
+    let config = || Config { api_keys: vec![key.into()], ..Config::default() };
+    let gw1 = Gateway::with_queue(config(), std::sync::Arc::new(jobs::InProcessQueue::default()), None);
+    // The second instance knows the keys in another order: the caller is the same.
+    let gw2 =
+        gw1.another_instance(Config { api_keys: vec!["another-key-that-is-long".into(), key.into()], ..config() });
+    let request = || {
+        Request::post("/v1/quotes?alloy=pt950")
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "model/stl")
+            .header("idempotency-key", "order-77")
+            .body(Body::from(ring()))
+            .unwrap()
+    };
+    // The first try reaches instance 1; its answer is lost, and the retry reaches instance 2 before any worker
+    // has said a word about the job.
+    let (s1, _, first) = gw1.send(request()).await;
+    let (s2, _, retried) = gw2.send(request()).await;
+    assert_eq!((s1, s2), (StatusCode::ACCEPTED, StatusCode::ACCEPTED), "{first} {retried}");
+    assert_eq!(first["job_id"], retried["job_id"], "both instances name the same job");
+    let id = first["job_id"].as_str().unwrap().to_owned();
+    // Workers answer (the job was queued twice under one id; the answer is one).
+    let _workers = start_workers(&gw1.queue, gw1.store(), rules());
+    let poll = || {
+        Request::get(format!("/v1/quotes/{id}"))
+            .header("authorization", format!("Bearer {key}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let mut done = Vec::new();
+    for gw in [&gw1, &gw2] {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (status, _, job) = gw.send(poll()).await;
+            assert_eq!(status, StatusCode::OK, "{job}");
+            if job["status"] == "done" {
+                done.push(job);
+                break;
+            }
+            assert!(std::time::Instant::now() < until, "{job}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(done[0]["quotes"], done[1]["quotes"]);
+    // A third try, through instance 2 again, once it knows the answer: the same job, marked as a replay.
+    let (status, headers, third) = gw2.send(request()).await;
+    assert_eq!((status, &third["job_id"], &third["status"]), (StatusCode::ACCEPTED, &first["job_id"], &"done".into()));
+    assert_eq!(headers["idempotent-replayed"], "true");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn no_final_result_is_lost_however_far_the_job_book_falls_behind() {
+    use jobs::WorkerQueue as _;
+    // 70,000 answers, more than the 65,536 the old broadcast channel held; published on one thread without a
+    // pause, so the book's reader runs only when publishing has to wait for it.
+    const N: usize = 70_000;
+    let queue = std::sync::Arc::new(jobs::InProcessQueue::new(jobs::InProcessConfig {
+        subscriber_buffer: 64,
+        ..jobs::InProcessConfig::default()
+    }));
+    let gw = Gateway::with_queue(Config { max_jobs_kept: N, ..Config::default() }, queue.clone(), None);
+    for i in 0..N {
+        let r = jobs::JobResult::failed(&format!("j{i}"), "w", "no_metal", "nothing to cast");
+        queue.publish(&r, None).await.unwrap();
+    }
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while gw.state.book().len() < N && std::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(gw.state.book().len(), N, "every final result reached the book");
+    for i in [0, N / 2, N - 1] {
+        assert_eq!(gw.state.book().get(&format!("j{i}")).map(|j| j.status()), Some(jobs::Status::Failed));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_the_workers_rules_cannot_price_fails_with_the_rules_code() {
+    // A rules edit in flight: the gateway's copy still has 24k, the workers' copy no longer does.
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
+    for entry in std::fs::read_dir(&shipped).unwrap().flatten() {
+        if entry.path().is_file() {
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            let text = if entry.file_name() == "alloys.toml" {
+                let at = text.find("[[alloy]]\nid = \"24k\"").expect("24k in the shipped alloys");
+                let end = text[at + 1..].find("[[alloy]]").map_or(text.len(), |e| at + 1 + e);
+                format!("{}{}", &text[..at], &text[end..])
+            } else {
+                text
+            };
+            std::fs::write(dir.path().join(entry.file_name()), text).unwrap();
+        }
+    }
+    let edited = pricing_rules::RuleSet::load_dir(dir.path()).unwrap();
+    let edited_version = edited.version.clone();
+    let gw = Gateway::with_queue(
+        Config::default(),
+        std::sync::Arc::new(jobs::InProcessQueue::default()),
+        Some(pricing_rules::Rules::from(edited)),
+    );
+    let (status, _, body) = gw.send(post("/v1/quotes?alloy=24k", "model/stl", ring())).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "the gateway's copy has 24k: {body}");
+    let failed = gw.wait(body["job_id"].as_str().unwrap()).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["error"]["code"], "unknown_alloy");
+    assert_eq!(failed["rules_version"], edited_version.as_str(), "names the rules that refused it");
+    assert!(failed.get("quotes").is_none());
 }

@@ -15,6 +15,7 @@ const CHUNK: usize = 1 << 14;
 
 /// Something usable but imperfect about a model, in plain words, with a stable code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Warning {
     pub code: String,
     pub message: String,
@@ -28,6 +29,7 @@ impl Warning {
 
 /// An axis-aligned bounding box in millimetres.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BBox {
     pub min: [f64; 3],
     pub max: [f64; 3],
@@ -36,6 +38,7 @@ pub struct BBox {
 
 /// Volume and area of the triangles that carry one material (glTF).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MaterialReport {
     pub name: String,
     pub triangles: u64,
@@ -47,6 +50,7 @@ pub struct MaterialReport {
 
 /// What a model measures. Field names are the API of every result that carries geometry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Report {
     pub format: Option<Format>,
     pub units: Option<Units>,

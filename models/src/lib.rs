@@ -50,42 +50,54 @@ pub struct ParseOptions {
     /// The unit the coordinates are in. `None` means the format's own: millimetres for STL, metres for glTF.
     pub units: Option<Units>,
     pub limits: Limits,
+    /// The format, when it is already known (a job names what the gateway detected); detected from the bytes
+    /// when `None`.
+    pub format: Option<Format>,
 }
 
-/// Tells the format from the bytes: the GLB magic, the STL size rule, a JSON object, the word `solid`.
+/// Bytes of a file's beginning [`detect_head`] needs to decide: the STL header and count, and enough of what
+/// follows to tell ASCII from binary.
+pub const HEAD_BYTES: usize = stl::HEAD_BYTES;
+
+/// Tells the format from the bytes: the GLB magic, a JSON object, the STL size rule, the word `solid`.
 pub fn detect(bytes: &[u8]) -> Result<Format, ModelError> {
-    if bytes.is_empty() {
+    detect_head(&bytes[..bytes.len().min(HEAD_BYTES)], bytes.len() as u64)
+}
+
+/// Tells the format from the first [`HEAD_BYTES`] bytes of a file of `len` bytes (what a streamed upload has
+/// seen), the one detector the parser and the gateway share:
+///
+/// - `glTF` magic: GLB; a JSON object (`{` first): glTF;
+/// - a binary STL whose declared triangle count fits the length exactly (84 + 50·n bytes);
+/// - `solid` followed by text: ASCII STL;
+/// - a binary STL with bytes after its declared triangles (a warning when parsed).
+///
+/// Anything else is not a model ([`ModelError::UnknownFormat`], or [`ModelError::StlTruncated`] for a header
+/// that declares more triangles than the file holds) and never reaches a worker.
+pub fn detect_head(head: &[u8], len: u64) -> Result<Format, ModelError> {
+    if len == 0 {
         return Err(ModelError::EmptyFile);
     }
-    if bytes.starts_with(b"glTF") {
+    if head.starts_with(b"glTF") {
         return Ok(Format::Glb);
     }
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
-    match stl::kind(bytes) {
-        stl::Kind::Binary if bytes.len() >= 84 && !stl::starts_with_solid(bytes) && first == Some(b'{') => {
-            // Declared count does not match the length and the text is JSON: a .gltf, not a broken STL.
-            Ok(Format::Gltf)
-        }
-        stl::Kind::Binary if bytes.len() < 84 => match first {
-            Some(b'{') => Ok(Format::Gltf),
-            _ => Err(ModelError::UnknownFormat {
-                hint: format!(
-                    "{} bytes is too short for a binary STL, and the file is not ASCII STL ('solid ...'), \
-                     GLB or glTF JSON",
-                    bytes.len()
-                ),
-            }),
-        },
-        stl::Kind::Binary => Ok(Format::StlBinary),
-        stl::Kind::Ascii => Ok(Format::StlAscii),
+    let text = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    if text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        return Ok(Format::Gltf);
     }
+    stl::detect(head, len)
 }
 
 /// Reads a model into a welded mesh in millimetres.
 pub fn parse(bytes: &[u8], options: &ParseOptions) -> Result<Mesh, ModelError> {
-    match detect(bytes)? {
+    let format = match options.format {
+        Some(f) => f,
+        None => detect(bytes)?,
+    };
+    match format {
         Format::Glb | Format::Gltf => gltf_mesh::parse(bytes, options.units, &options.limits),
-        Format::StlBinary | Format::StlAscii => stl::parse(bytes, options.units.unwrap_or(Units::Mm), &options.limits),
+        Format::StlBinary => stl::parse_binary(bytes, options.units.unwrap_or(Units::Mm), &options.limits),
+        Format::StlAscii => stl::parse_ascii(bytes, options.units.unwrap_or(Units::Mm), &options.limits),
     }
 }
 

@@ -9,6 +9,7 @@ use crate::{ModelError, Warning};
 
 /// The container format a model was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     StlBinary,
@@ -22,6 +23,15 @@ impl Format {
         match self {
             Format::StlBinary => "stl_binary",
             Format::StlAscii => "stl_ascii",
+            Format::Glb => "glb",
+            Format::Gltf => "gltf",
+        }
+    }
+
+    /// The file type a person names: `stl`, `glb` or `gltf`.
+    pub fn family(self) -> &'static str {
+        match self {
+            Format::StlBinary | Format::StlAscii => "stl",
             Format::Glb => "glb",
             Format::Gltf => "gltf",
         }

@@ -11,29 +11,46 @@ use crate::{Limits, ModelError, Warning};
 const HEADER: usize = 80;
 const RECORD: usize = 50;
 
-/// What the size rule and the first bytes say the file is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Binary,
-    Ascii,
-}
+/// Bytes of the beginning [`detect`] looks at: the header, the count, and 512 bytes of what follows.
+pub(crate) const HEAD_BYTES: usize = HEADER + 512;
 
 /// Binary when the declared triangle count matches the length exactly; otherwise ASCII when the text starts with
-/// `solid` and what follows the header looks like text; otherwise binary (which then reports its own truncation
-/// or trailing bytes).
-pub(crate) fn kind(bytes: &[u8]) -> Kind {
-    if let Some(n) = declared_count(bytes) {
-        if (HEADER as u64 + 4).checked_add(n * RECORD as u64) == Some(bytes.len() as u64) {
-            return Kind::Binary;
+/// `solid` and what follows the header looks like text; otherwise binary when the file holds at least the
+/// triangles it declares (the bytes after them are reported when parsed). Anything else is not an STL.
+pub(crate) fn detect(head: &[u8], len: u64) -> Result<Format, ModelError> {
+    let declared = declared_count(head);
+    if let Some(n) = declared {
+        if (HEADER as u64 + 4).checked_add(n * RECORD as u64) == Some(len) {
+            return Ok(Format::StlBinary);
         }
     }
     // A binary file with a `solid` header and a stray byte at the end is common; its body is not text.
-    let body = &bytes[bytes.len().min(HEADER)..bytes.len().min(HEADER + 512)];
+    let body = &head[head.len().min(HEADER)..head.len().min(HEAD_BYTES)];
     let looks_like_text = body.iter().all(|&b| b.is_ascii_graphic() || b.is_ascii_whitespace());
-    if starts_with_solid(bytes) && looks_like_text {
-        Kind::Ascii
-    } else {
-        Kind::Binary
+    if starts_with_solid(head) && looks_like_text {
+        return Ok(Format::StlAscii);
+    }
+    match declared {
+        None => Err(ModelError::UnknownFormat {
+            hint: format!(
+                "{len} bytes is too short for a binary STL (at least 84), and the file is not ASCII STL \
+                 ('solid ...'), GLB or glTF JSON"
+            ),
+        }),
+        Some(0) => Err(ModelError::UnknownFormat {
+            hint: format!(
+                "it is not GLB or glTF JSON, not ASCII STL ('solid ...'), and as a binary STL its header declares \
+                 0 triangles yet {len} bytes follow"
+            ),
+        }),
+        Some(n) => {
+            let needed = HEADER as u64 + 4 + n * RECORD as u64;
+            if needed < len {
+                Ok(Format::StlBinary)
+            } else {
+                Err(ModelError::StlTruncated { declared: n, needed, actual: len })
+            }
+        }
     }
 }
 
@@ -49,14 +66,15 @@ fn declared_count(bytes: &[u8]) -> Option<u64> {
     Some(u64::from(u32::from_le_bytes(raw)))
 }
 
-pub(crate) fn parse(bytes: &[u8], units: Units, limits: &Limits) -> Result<Mesh, ModelError> {
-    match kind(bytes) {
-        Kind::Binary => parse_binary(bytes, units, limits),
-        Kind::Ascii => parse_ascii(bytes, units, limits),
+#[cfg(test)]
+fn parse(bytes: &[u8], units: Units, limits: &Limits) -> Result<Mesh, ModelError> {
+    match crate::detect(bytes)? {
+        Format::StlAscii => parse_ascii(bytes, units, limits),
+        _ => parse_binary(bytes, units, limits),
     }
 }
 
-fn parse_binary(bytes: &[u8], units: Units, limits: &Limits) -> Result<Mesh, ModelError> {
+pub(crate) fn parse_binary(bytes: &[u8], units: Units, limits: &Limits) -> Result<Mesh, ModelError> {
     let Some(declared) = declared_count(bytes) else {
         return Err(ModelError::UnknownFormat {
             hint: format!(
@@ -97,7 +115,7 @@ fn parse_binary(bytes: &[u8], units: Units, limits: &Limits) -> Result<Mesh, Mod
 /// Target size of the pieces an ASCII file is cut into for parallel parsing.
 const PIECE: usize = 1 << 20;
 
-fn parse_ascii(bytes: &[u8], units: Units, limits: &Limits) -> Result<Mesh, ModelError> {
+pub(crate) fn parse_ascii(bytes: &[u8], units: Units, limits: &Limits) -> Result<Mesh, ModelError> {
     // Cut at the start of a line whose first word is `facet`, so every piece holds whole facets.
     let mut cuts = vec![0];
     let mut at = PIECE;
@@ -353,7 +371,7 @@ mod tests {
             }
         }
         bytes.extend_from_slice(&[0, 0]);
-        assert_eq!(kind(&bytes), Kind::Binary);
+        assert_eq!(detect(&bytes, bytes.len() as u64), Ok(Format::StlBinary));
         let m = parse(&bytes, Units::Mm, &limits()).expect("binary");
         assert_eq!(m.triangles.len(), 1);
         assert_eq!(m.format, Some(Format::StlBinary));
@@ -429,6 +447,29 @@ mod tests {
         let mut bytes = vec![0u8; 80];
         bytes.extend_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(parse(&bytes, Units::Mm, &limits()).unwrap_err().code(), "stl_truncated");
+    }
+
+    #[test]
+    fn bytes_that_are_no_model_are_told_from_the_head() {
+        // Random bytes: not an STL by any reading, whatever their length (the gateway's 415).
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let random: Vec<u8> = (0..3000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let e = crate::detect_head(&random[..HEAD_BYTES], 3000).unwrap_err();
+        assert!(matches!(e.code(), "unknown_format" | "stl_truncated"), "{e}");
+        let zeros = vec![0u8; 3000];
+        assert_eq!(crate::detect(&zeros).unwrap_err().code(), "unknown_format");
+        assert_eq!(crate::detect(b"GIF89a").unwrap_err().code(), "unknown_format");
+        // A binary STL with bytes after its triangles is still one; the head alone decides.
+        let mut one = to_binary_stl(&crate::synth::ring_band(8.0, 10.0, 2.0, 8, 4));
+        one.extend_from_slice(b"\r\n");
+        assert_eq!(crate::detect_head(&one[..HEAD_BYTES], one.len() as u64), Ok(Format::StlBinary));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// The unit a model's coordinates are in. Reports are always in millimetres.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Units {
     Mm,

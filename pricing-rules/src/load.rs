@@ -206,7 +206,7 @@ fn version(texts: &[(String, String)]) -> String {
         h.update(text.replace("\r\n", "\n").as_bytes());
         h.update([0]);
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    format!("{:x}", h.finalize())
 }
 
 struct Checker {

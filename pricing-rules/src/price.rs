@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::load::{Alloy, RuleSet, Segment};
 
-/// What a shop asks for.
+/// What a shop asks for: the one options type from the HTTP request (query or `options` part) through the job
+/// message to pricing. Unknown fields are refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct QuoteRequest {
     /// Alloy ids to price; empty means every alloy in the rules.
@@ -22,6 +24,10 @@ pub struct QuoteRequest {
     /// Stones to set, beyond those the model shows as gem materials.
     #[serde(default)]
     pub stones: Vec<StoneRequest>,
+    /// The unit the model's coordinates are in: `mm`, `cm`, `m` or `in` (default: the format's own; STL is mm).
+    /// Read when the model is parsed; pricing sees millimetres.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub units: Option<models::Units>,
 }
 
 fn one() -> u32 {
@@ -34,12 +40,13 @@ fn b2c() -> String {
 
 impl Default for QuoteRequest {
     fn default() -> Self {
-        QuoteRequest { alloys: Vec::new(), quantity: 1, segment: b2c(), stones: Vec::new() }
+        QuoteRequest { alloys: Vec::new(), quantity: 1, segment: b2c(), stones: Vec::new(), units: None }
     }
 }
 
 /// Stones of one kind set in each piece.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StoneRequest {
     /// A stone id from stones.toml.
@@ -53,6 +60,7 @@ pub struct StoneRequest {
 
 /// One line of a quote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Line {
     /// Stable name: metal, alloy_surcharge, setup, labour, finishing, stones, markup, quantity_discount,
     /// minimum_price, tax.
@@ -64,6 +72,7 @@ pub struct Line {
 
 /// The price of an order in one alloy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Quote {
     pub alloy: String,
     pub alloy_label: String,
@@ -76,6 +85,7 @@ pub struct Quote {
 
 /// Quotes for every requested alloy, and what they rest on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Quotes {
     pub rules_version: String,
     pub prices_date: String,
@@ -89,6 +99,7 @@ pub struct Quotes {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DetectedStone {
     pub kind: String,
     pub material: String,

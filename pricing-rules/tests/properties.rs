@@ -17,7 +17,7 @@ fn request() -> impl Strategy<Value = QuoteRequest> {
             alloys: vec![alloy.into()],
             quantity,
             segment: segment.into(),
-            stones: vec![],
+            ..Default::default()
         })
 }
 

@@ -15,7 +15,7 @@ fn lines(q: &Quote) -> Vec<(&str, Decimal)> {
 }
 
 fn request(alloy: &str, segment: &str, quantity: u32) -> QuoteRequest {
-    QuoteRequest { alloys: vec![alloy.into()], quantity, segment: segment.into(), stones: vec![] }
+    QuoteRequest { alloys: vec![alloy.into()], quantity, segment: segment.into(), ..Default::default() }
 }
 
 #[test]

@@ -1,25 +1,16 @@
 //! The geometry cache: reports keyed by model hash and units, bounded in bytes, least recently used out first.
 //! A second quote of the same model skips fetching and parsing.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use jobs::BoundedMap;
 use models::{Report, Units};
 
 type Key = (String, Option<Units>);
 
 #[derive(Debug)]
 pub struct GeometryCache {
-    limit_bytes: usize,
-    inner: Mutex<Inner>,
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    entries: HashMap<Key, (Arc<Report>, usize, u64)>,
-    by_use: BTreeMap<u64, Key>,
-    bytes: usize,
-    tick: u64,
+    inner: Mutex<BoundedMap<Key, Arc<Report>>>,
 }
 
 /// An estimate of what a report holds in memory.
@@ -32,51 +23,24 @@ fn weight(r: &Report) -> usize {
 
 impl GeometryCache {
     pub fn new(limit_bytes: usize) -> GeometryCache {
-        GeometryCache { limit_bytes, inner: Mutex::new(Inner::default()) }
+        GeometryCache { inner: Mutex::new(BoundedMap::new(limit_bytes)) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BoundedMap<Key, Arc<Report>>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn get(&self, sha256: &str, units: Option<Units>) -> Option<Arc<Report>> {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (sha256.to_owned(), units);
-        g.tick += 1;
-        let tick = g.tick;
-        let (report, old) = {
-            let entry = g.entries.get_mut(&key)?;
-            let old = entry.2;
-            entry.2 = tick;
-            (entry.0.clone(), old)
-        };
-        g.by_use.remove(&old);
-        g.by_use.insert(tick, key);
-        Some(report)
+        self.lock().touch(&(sha256.to_owned(), units)).cloned()
     }
 
     pub fn insert(&self, sha256: &str, units: Option<Units>, report: Arc<Report>) {
         let size = weight(&report);
-        if size > self.limit_bytes {
-            return;
-        }
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (sha256.to_owned(), units);
-        g.tick += 1;
-        let tick = g.tick;
-        if let Some((_, old_size, old_tick)) = g.entries.remove(&key) {
-            g.by_use.remove(&old_tick);
-            g.bytes -= old_size;
-        }
-        while g.bytes + size > self.limit_bytes {
-            let Some((_, oldest)) = g.by_use.pop_first() else { break };
-            if let Some((_, s, _)) = g.entries.remove(&oldest) {
-                g.bytes -= s;
-            }
-        }
-        g.entries.insert(key.clone(), (report, size, tick));
-        g.by_use.insert(tick, key);
-        g.bytes += size;
+        self.lock().insert_weighted((sha256.to_owned(), units), report, size);
     }
 
     pub fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).entries.len()
+        self.lock().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -84,7 +48,7 @@ impl GeometryCache {
     }
 
     pub fn bytes(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).bytes
+        self.lock().weight()
     }
 }
 

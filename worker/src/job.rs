@@ -1,28 +1,41 @@
 //! One job, start to finish: check the deadline, fetch the model (retrying a briefly unreachable store), measure it
 //! on rayon (or take it from the cache), price it with the rules in force, and time every stage.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use jobs::protocol::{ErrorBody, Failure, Job, JobResult, Outcome, Priced, Timings};
+use jobs::{metric, Backoff, BoundedMap};
+use model_store::{ModelStore, StoreError};
+use pricing_rules::Rules;
 use tracing::Instrument as _;
 
 use crate::cache::GeometryCache;
-use crate::protocol::{Job, JobResult, Status, Timings, VERSION};
-use crate::store::{ModelStore, StoreError};
 
-/// Where the rules come from: fixed, or a watched directory that reloads.
-#[derive(Debug, Clone)]
-pub enum Rules {
-    Fixed(Arc<pricing_rules::RuleSet>),
-    Watched(Arc<pricing_rules::RulesWatcher>),
+/// A worker's tuning, with the defaults a service starts with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// Memory for geometry reports of recent models, by model hash and units (default 64 MiB).
+    pub cache_bytes: usize,
+    /// Final results remembered by job id, so a redelivered job gets the answer it already had (default 10,000).
+    pub recent_results: usize,
+    /// Tries at reading a model while the store is unreachable (default 5 tries, waits from 100 ms, doubling).
+    pub fetch: Backoff,
+    /// Tries at publishing a result or dead letter before the delivery is left to be redelivered (default 5
+    /// tries, waits from 200 ms, doubling).
+    pub publish: Backoff,
+    /// Bounds on what one model may make the parser do.
+    pub limits: models::Limits,
 }
 
-impl Rules {
-    pub fn current(&self) -> Arc<pricing_rules::RuleSet> {
-        match self {
-            Rules::Fixed(r) => r.clone(),
-            Rules::Watched(w) => w.current(),
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            cache_bytes: 64 << 20,
+            recent_results: 10_000,
+            fetch: Backoff::new(5, Duration::from_millis(100)),
+            publish: Backoff::new(5, Duration::from_millis(200)),
+            limits: models::Limits::default(),
         }
     }
 }
@@ -33,60 +46,36 @@ pub struct Context {
     /// This worker instance's name, in every result.
     pub name: String,
     pub store: ModelStore,
-    pub cache: GeometryCache,
     pub rules: Rules,
-    pub limits: models::Limits,
-    /// Attempts at reading a model while the store is unreachable, with doubling waits from `retry_base`.
-    pub fetch_attempts: u32,
-    pub retry_base: Duration,
-    recent: Mutex<RecentResults>,
+    pub config: WorkerConfig,
+    pub cache: GeometryCache,
+    /// Final results of recent jobs by id.
+    recent: Mutex<BoundedMap<String, JobResult>>,
 }
-
-/// Final results of recent jobs by id, so a redelivered job gets the answer it already had.
-#[derive(Debug, Default)]
-struct RecentResults {
-    by_id: HashMap<String, JobResult>,
-    order: VecDeque<String>,
-}
-
-const RECENT: usize = 10_000;
 
 impl Context {
     pub fn new(name: &str, store: ModelStore, rules: Rules) -> Context {
+        Context::with_config(name, store, rules, WorkerConfig::default())
+    }
+
+    pub fn with_config(name: &str, store: ModelStore, rules: Rules, config: WorkerConfig) -> Context {
         Context {
             name: name.to_owned(),
             store,
-            cache: GeometryCache::new(64 << 20),
             rules,
-            limits: models::Limits::default(),
-            fetch_attempts: 5,
-            retry_base: Duration::from_millis(100),
-            recent: Mutex::new(RecentResults::default()),
+            cache: GeometryCache::new(config.cache_bytes),
+            recent: Mutex::new(BoundedMap::new(config.recent_results)),
+            config,
         }
     }
 
     fn remember(&self, result: &JobResult) {
-        let mut r = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        if r.by_id.insert(result.job_id.clone(), result.clone()).is_none() {
-            r.order.push_back(result.job_id.clone());
-        }
-        while r.order.len() > RECENT {
-            if let Some(old) = r.order.pop_front() {
-                r.by_id.remove(&old);
-            }
-        }
+        self.recent.lock().unwrap_or_else(|e| e.into_inner()).insert(result.job_id.clone(), result.clone());
     }
 
     fn recalled(&self, job_id: &str) -> Option<JobResult> {
-        self.recent.lock().unwrap_or_else(|e| e.into_inner()).by_id.get(job_id).cloned()
+        self.recent.lock().unwrap_or_else(|e| e.into_inner()).get(job_id).cloned()
     }
-}
-
-/// The trace id of a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`).
-pub fn trace_id(traceparent: Option<&str>) -> Option<String> {
-    let parts: Vec<&str> = traceparent?.split('-').collect();
-    (parts.len() == 4 && parts[1].len() == 32 && parts[1].bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| parts[1].to_owned())
 }
 
 fn ms(d: Duration) -> f64 {
@@ -99,32 +88,32 @@ pub async fn process(ctx: &Context, job: &Job, traceparent: Option<&str>) -> Job
         return previous;
     }
     let started = Instant::now();
-    let now = crate::now_ms();
+    let now = jobs::now_ms();
     let mut t = Timings { queue_wait: now.saturating_sub(job.submitted_at_ms) as f64, ..Timings::default() };
-    let fail = |code: &str, message: String, t: Timings| {
-        let mut r = JobResult::failed(&job.job_id, &ctx.name, code, message);
-        r.timings_ms = Timings { total: ms(started.elapsed()) + t.queue_wait, ..t };
-        r.trace_id = trace_id(traceparent);
-        r
+    let fail = |code: &str, message: String, rules_version: Option<String>, t: Timings| {
+        let timings_ms = Timings { total: ms(started.elapsed()) + t.queue_wait, ..t };
+        let error = ErrorBody { code: code.to_owned(), message };
+        Outcome::Failed(Box::new(Failure { error, rules_version, timings_ms }))
     };
-    let result = 'work: {
+    let outcome = 'work: {
         if let Some(deadline) = job.deadline_ms {
             if now > deadline {
                 break 'work fail(
                     "deadline_exceeded",
                     format!("the job's deadline passed {} ms before a worker took it", now - deadline),
+                    None,
                     t,
                 );
             }
         }
-        let units = job.model.units;
+        let units = job.options.units;
         let report = match ctx.cache.get(&job.model.sha256, units) {
             Some(r) => {
-                metrics::counter!("assay_cache_hits_total").increment(1);
+                metrics::counter!(metric::CACHE_HITS).increment(1);
                 r
             }
             None => {
-                metrics::counter!("assay_cache_misses_total").increment(1);
+                metrics::counter!(metric::CACHE_MISSES).increment(1);
                 let fetch = Instant::now();
                 let bytes = match fetch_with_retry(ctx, job).instrument(tracing::info_span!("fetch")).await {
                     Ok(b) => b,
@@ -135,74 +124,57 @@ pub async fn process(ctx: &Context, job: &Job, traceparent: Option<&str>) -> Job
                             StoreError::HashMismatch { .. } => "model_corrupt",
                             _ => "store_unavailable",
                         };
-                        break 'work fail(code, e.to_string(), t);
+                        break 'work fail(code, e.to_string(), None, t);
                     }
                 };
                 t.fetch = ms(fetch.elapsed());
-                metrics::histogram!("assay_model_size_bytes").record(bytes.len() as f64);
-                let options = models::ParseOptions { units, limits: ctx.limits.clone() };
+                metrics::histogram!(metric::MODEL_SIZE).record(bytes.len() as f64);
+                let options =
+                    models::ParseOptions { units, limits: ctx.config.limits.clone(), format: job.model.format };
                 match measure(bytes, options).await {
                     Ok((report, parse, analyze)) => {
                         t.parse = parse;
                         t.analyze = analyze;
-                        metrics::histogram!("assay_model_triangles").record(report.triangles as f64);
+                        metrics::histogram!(metric::MODEL_TRIANGLES).record(report.triangles as f64);
                         let report = Arc::new(report);
                         ctx.cache.insert(&job.model.sha256, units, report.clone());
                         report
                     }
                     Err((e, parse)) => {
                         t.parse = parse;
-                        break 'work fail(e.code(), e.to_string(), t);
+                        break 'work fail(e.code(), e.to_string(), None, t);
                     }
                 }
             }
         };
         let price = Instant::now();
+        // The worker's rules decide: a request the gateway checked against a copy that has since changed fails
+        // here with the rules' own code (unknown_alloy, ...) and names the version that refused it.
         let rules = ctx.rules.current();
-        let quotes = tracing::info_span!("price").in_scope(|| rules.price(&report, &(&job.options).into()));
+        let quotes = tracing::info_span!("price").in_scope(|| rules.price(&report, &job.options));
         t.price = ms(price.elapsed());
         match quotes {
-            Ok(q) => {
+            Ok(quotes) => {
                 t.total = ms(started.elapsed()) + t.queue_wait;
-                JobResult {
-                    v: VERSION,
-                    job_id: job.job_id.clone(),
-                    status: Status::Done,
-                    rules_version: Some(q.rules_version),
-                    prices_date: Some(q.prices_date),
-                    segment: Some(q.segment),
-                    quantity: Some(q.quantity),
-                    geometry: Some((*report).clone()),
-                    quotes: q.quotes,
-                    detected_stones: q.detected_stones,
-                    warnings: q.warnings,
-                    timings_ms: t,
-                    worker: ctx.name.clone(),
-                    trace_id: trace_id(traceparent),
-                    error: None,
-                }
+                Outcome::Done(Box::new(Priced { quotes, geometry: (*report).clone(), timings_ms: t }))
             }
-            Err(e) => fail(e.code(), e.to_string(), t),
+            Err(e) => fail(e.code(), e.to_string(), Some(rules.version.clone()), t),
         }
     };
+    let result = JobResult::new(&job.job_id, &ctx.name, jobs::trace::trace_id(traceparent), outcome);
     ctx.remember(&result);
     result
 }
 
 async fn fetch_with_retry(ctx: &Context, job: &Job) -> Result<bytes::Bytes, StoreError> {
-    let mut wait = ctx.retry_base;
-    let mut attempt = 1;
-    loop {
-        match ctx.store.get(&job.model.key, &job.model.sha256).await {
-            Err(e) if e.is_transient() && attempt < ctx.fetch_attempts => {
-                tracing::warn!(job.id = %job.job_id, attempt, error = %e, "model store unreachable; retrying");
-                tokio::time::sleep(wait).await;
-                wait *= 2;
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
+    ctx.config
+        .fetch
+        .retry(
+            || ctx.store.get(&job.model.key, &job.model.sha256),
+            StoreError::is_transient,
+            |attempt, e| tracing::warn!(job.id = %job.job_id, attempt, error = %e, "model store unreachable; retrying"),
+        )
+        .await
 }
 
 /// Parses and measures on rayon's pool, never on the async runtime's threads.

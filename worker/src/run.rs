@@ -8,9 +8,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
+use jobs::metric;
+use jobs::protocol::{decode_job, JobResult, Outcome};
+use jobs::queue::{Delivery, QueueError, WorkerQueue};
+use pricing_rules::Rules;
+
 use crate::job::{process, Context};
-use crate::protocol::{decode_job, JobResult};
-use crate::queue::{Delivery, WorkerQueue};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -98,7 +101,7 @@ pub async fn run<Q: WorkerQueue>(
 async fn handle<Q: WorkerQueue>(queue: &Q, ctx: &Context, d: Delivery) {
     use tracing::field::Empty;
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-    metrics::gauge!("assay_jobs_in_flight").increment(1.0);
+    metrics::gauge!(metric::JOBS_IN_FLIGHT).increment(1.0);
     // One consumer span per job, child of the submitter's span (single-message processing: the quote stays one
     // trace) and linked to it, as the messaging conventions ask. Every log line of the job carries its id and
     // trace id (filled in once the message is decoded).
@@ -121,16 +124,16 @@ async fn handle<Q: WorkerQueue>(queue: &Q, ctx: &Context, d: Delivery) {
         assay.triangles = Empty,
         assay.rules_version = Empty,
     );
-    if let Some((partition, offset)) = d.position() {
-        span.record("messaging.destination.partition.id", partition.to_string());
-        span.record("messaging.kafka.offset", offset);
+    if let Some(p) = d.position {
+        span.record("messaging.destination.partition.id", p.partition.to_string());
+        span.record("messaging.kafka.offset", p.offset);
     }
-    if let Some(parent) = d.traceparent.as_deref().and_then(crate::trace::parse) {
-        let _ = span.set_parent(crate::trace::context(d.traceparent.as_deref()));
+    if let Some(parent) = d.traceparent.as_deref().and_then(jobs::trace::parse) {
+        let _ = span.set_parent(jobs::trace::context(d.traceparent.as_deref()));
         span.add_link(parent);
     }
     handle_inner(queue, ctx, d).instrument(span).await;
-    metrics::gauge!("assay_jobs_in_flight").decrement(1.0);
+    metrics::gauge!(metric::JOBS_IN_FLIGHT).decrement(1.0);
 }
 
 async fn handle_inner<Q: WorkerQueue>(queue: &Q, ctx: &Context, d: Delivery) {
@@ -140,23 +143,23 @@ async fn handle_inner<Q: WorkerQueue>(queue: &Q, ctx: &Context, d: Delivery) {
             span.record("job.id", job.job_id.as_str());
             span.record("assay.job_id", job.job_id.as_str());
             span.record("assay.model_sha256", job.model.sha256.as_str());
-            if let Some(trace) = crate::job::trace_id(d.traceparent.as_deref()) {
+            if let Some(trace) = jobs::trace::trace_id(d.traceparent.as_deref()) {
                 span.record("trace.id", trace.as_str());
             }
             tracing::info!(model.sha256 = %job.model.sha256, "job started");
-            let running = JobResult::running(&job.job_id, &ctx.name, crate::job::trace_id(d.traceparent.as_deref()));
+            let running = JobResult::running(&job.job_id, &ctx.name, jobs::trace::trace_id(d.traceparent.as_deref()));
             queue.progress(&running, d.traceparent.as_deref()).await;
             process(ctx, &job, d.traceparent.as_deref()).await
         }
         Err(bad) => {
             tracing::warn!(reason = %bad.reason, "undecodable job message to the dead-letter queue");
-            metrics::counter!("assay_dead_letters_total").increment(1);
-            if !retry("dead letter", || queue.dead_letter(&d, &bad.reason)).await {
+            metrics::counter!(metric::DEAD_LETTERS).increment(1);
+            if !publish(ctx, "dead letter", || queue.dead_letter(&d, &bad.reason)).await {
                 return;
             }
             match bad.job_id {
                 Some(id) => JobResult {
-                    trace_id: crate::job::trace_id(d.traceparent.as_deref()),
+                    trace_id: jobs::trace::trace_id(d.traceparent.as_deref()),
                     ..JobResult::failed(&id, &ctx.name, "bad_message", bad.reason)
                 },
                 None => {
@@ -167,27 +170,30 @@ async fn handle_inner<Q: WorkerQueue>(queue: &Q, ctx: &Context, d: Delivery) {
         }
     };
     record(&result);
-    if let Some(v) = &result.rules_version {
-        tracing::Span::current().record("assay.rules_version", v.as_str());
-    }
-    if let Some(n) = result.geometry.as_ref().map(|g| g.triangles) {
-        tracing::Span::current().record("assay.triangles", n);
-    }
-    if result.error.is_some() {
-        tracing::Span::current().record("otel.status_code", "ERROR");
-    }
-    let t = &result.timings_ms;
-    match &result.error {
-        None => tracing::info!(
-            queue_wait_ms = t.queue_wait,
-            fetch_ms = t.fetch,
-            parse_ms = t.parse,
-            analyze_ms = t.analyze,
-            price_ms = t.price,
-            total_ms = t.total,
-            "job done"
-        ),
-        Some(e) => tracing::info!(code = %e.code, total_ms = t.total, "job failed"),
+    let span = tracing::Span::current();
+    match &result.outcome {
+        Outcome::Done(p) => {
+            span.record("assay.rules_version", p.quotes.rules_version.as_str());
+            span.record("assay.triangles", p.geometry.triangles);
+            let t = &p.timings_ms;
+            tracing::info!(
+                queue_wait_ms = t.queue_wait,
+                fetch_ms = t.fetch,
+                parse_ms = t.parse,
+                analyze_ms = t.analyze,
+                price_ms = t.price,
+                total_ms = t.total,
+                "job done"
+            );
+        }
+        Outcome::Failed(f) => {
+            if let Some(v) = &f.rules_version {
+                span.record("assay.rules_version", v.as_str());
+            }
+            span.record("otel.status_code", "ERROR");
+            tracing::info!(code = %f.error.code, total_ms = f.timings_ms.total, "job failed");
+        }
+        Outcome::Queued | Outcome::Running => {}
     }
     let (_, results) = queue.destinations();
     let send = tracing::info_span!(
@@ -199,100 +205,62 @@ async fn handle_inner<Q: WorkerQueue>(queue: &Q, ctx: &Context, d: Delivery) {
         messaging.destination.name = results,
     );
     // The result travels with the send span's context (the job's own when no OpenTelemetry layer is installed).
-    let traceparent = crate::trace::of_span(&send).or_else(|| d.traceparent.clone());
-    if retry("result", || queue.publish(&result, traceparent.as_deref())).instrument(send).await {
+    let traceparent = jobs::trace::of_span(&send).or_else(|| d.traceparent.clone());
+    if publish(ctx, "result", || queue.publish(&result, traceparent.as_deref())).instrument(send).await {
         queue.done(&d);
     }
 }
 
-/// Tries a publish a few times; false leaves the delivery unacknowledged, to be redelivered.
-async fn retry<F, Fut>(what: &str, mut f: F) -> bool
+/// Tries a publish with the worker's backoff; false leaves the delivery unacknowledged, to be redelivered.
+async fn publish<F, Fut>(ctx: &Context, what: &str, f: F) -> bool
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<(), crate::queue::QueueError>>,
+    Fut: Future<Output = Result<(), QueueError>>,
 {
-    let mut wait = Duration::from_millis(200);
-    for attempt in 1..=5 {
-        match f().await {
-            Ok(()) => return true,
-            Err(e) => {
-                tracing::warn!(attempt, error = %e, "cannot publish the {what}");
-                tokio::time::sleep(wait).await;
-                wait *= 2;
-            }
-        }
+    let outcome = ctx
+        .config
+        .publish
+        .retry(f, |_| true, |attempt, e| tracing::warn!(attempt, error = %e, "cannot publish the {what}"))
+        .await;
+    if let Err(e) = &outcome {
+        tracing::error!(error = %e, "giving up publishing the {what}: the job stays unacknowledged and will be redelivered");
     }
-    tracing::error!("giving up publishing the {what}: the job stays unacknowledged and will be redelivered");
-    false
+    outcome.is_ok()
 }
 
 /// The job's outcome and stage times as metrics (seconds, as Prometheus wants them).
 fn record(result: &JobResult) {
-    let (outcome, code) = match &result.error {
+    let (outcome, code) = match result.outcome.error() {
         None => ("done", String::new()),
         Some(e) => ("failed", e.code.clone()),
     };
-    metrics::counter!("assay_jobs_total", "outcome" => outcome, "code" => code).increment(1);
-    let t = &result.timings_ms;
-    metrics::histogram!("assay_job_queue_wait_seconds").record(t.queue_wait / 1e3);
+    metrics::counter!(metric::JOBS, "outcome" => outcome, "code" => code).increment(1);
+    let Some(t) = result.outcome.timings() else { return };
+    metrics::histogram!(metric::JOB_QUEUE_WAIT).record(t.queue_wait / 1e3);
     for (stage, ms) in
         [("fetch", t.fetch), ("parse", t.parse), ("analyze", t.analyze), ("price", t.price), ("total", t.total)]
     {
-        metrics::histogram!("assay_job_stage_duration_seconds", "stage" => stage).record(ms / 1e3);
+        metrics::histogram!(metric::JOB_STAGE_DURATION, "stage" => stage).record(ms / 1e3);
     }
 }
 
 /// Publishes the rules in force as metrics every few seconds: `assay_rules_info{version}` and the reload
 /// counters, so a refused edit shows on a dashboard and in an alert.
-pub async fn report_rules(rules: crate::Rules) {
+pub async fn report_rules(rules: Rules) {
     let mut shown: Option<String> = None;
     loop {
         let version = rules.current().version.clone();
         if shown.as_deref() != Some(version.as_str()) {
             if let Some(old) = shown.take() {
-                metrics::gauge!("assay_rules_info", "version" => old).set(0.0);
+                metrics::gauge!(metric::RULES_INFO, "version" => old).set(0.0);
             }
-            metrics::gauge!("assay_rules_info", "version" => version.clone()).set(1.0);
+            metrics::gauge!(metric::RULES_INFO, "version" => version.clone()).set(1.0);
             shown = Some(version);
         }
-        if let crate::Rules::Watched(w) = &rules {
-            let status = w.status();
-            metrics::counter!("assay_rules_reloads_total").absolute(status.reloads);
-            metrics::counter!("assay_rules_reload_failures_total").absolute(status.failures);
+        if let Some(status) = rules.reload_status() {
+            metrics::counter!(metric::RULES_RELOADS).absolute(status.reloads);
+            metrics::counter!(metric::RULES_RELOAD_FAILURES).absolute(status.failures);
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
-}
-
-/// Registers the help text and unit of every metric the worker records (call once the recorder is installed).
-pub fn describe_metrics() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!("assay_jobs_total", "Quote jobs finished, by outcome (done, failed) and error code");
-    describe_histogram!(
-        "assay_job_stage_duration_seconds",
-        Unit::Seconds,
-        "Time a job spent in each stage: fetch, parse, analyze, price, and total from submission"
-    );
-    describe_histogram!(
-        "assay_job_queue_wait_seconds",
-        Unit::Seconds,
-        "Time from submission until a worker took the job"
-    );
-    describe_gauge!("assay_jobs_in_flight", "Jobs this process is working on now");
-    describe_histogram!("assay_model_size_bytes", Unit::Bytes, "Size of the models fetched from the store");
-    describe_histogram!("assay_model_triangles", Unit::Count, "Triangles of the models measured");
-    describe_counter!("assay_cache_hits_total", "Jobs whose geometry came from the cache");
-    describe_counter!("assay_cache_misses_total", "Jobs whose model had to be fetched and measured");
-    describe_counter!("assay_dead_letters_total", "Undecodable job messages put on the dead-letter queue");
-    describe_gauge!("assay_rules_info", "1 for the version of the pricing rules in force (0 for earlier ones)");
-    describe_counter!("assay_rules_reloads_total", "Edits of the rules directory taken into force");
-    describe_counter!(
-        "assay_rules_reload_failures_total",
-        "Edits of the rules directory refused (last good rules kept)"
-    );
-    describe_gauge!(
-        "assay_kafka_consumer_lag",
-        Unit::Count,
-        "Messages behind the end of each jobs partition this worker consumes (librdkafka statistics)"
-    );
 }

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use worker::{InProcessQueue, JobResult, KafkaSubmitter, KafkaWorkerQueue, RunOptions, Status, Submitter, WorkerQueue};
+use jobs::{InProcessQueue, JobResult, Status, Submitter, WorkerQueue};
+use queue_kafka::{KafkaSubmitter, KafkaWorkerQueue};
+use worker::RunOptions;
 
 type BoxFut<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
@@ -26,8 +28,7 @@ async fn contract<W: WorkerQueue, S: Submitter>(t: Transport<W, S>, within: Dura
     let fx = Fixture::new();
     let ring = fx.put(sample()).await;
     let garbage = fx.put(b"solid x\nfacet normal 0 0 1\nouter loop\nvertex 1 2\n".to_vec()).await;
-    let mut results = t.submitter.results();
-    let mut updates = t.submitter.updates();
+    let mut updates = t.submitter.subscribe();
     // Ready once connected and (Kafka) caught up with the results already in the topic.
     let until = tokio::time::Instant::now() + Duration::from_secs(30);
     while let Err(e) = t.submitter.ready().await {
@@ -63,49 +64,49 @@ async fn contract<W: WorkerQueue, S: Submitter>(t: Transport<W, S>, within: Dura
     t.submitter.submit(&missing, None).await.unwrap();
     // A message with a readable job id but an unknown field, and one that is not JSON at all.
     let poison_trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    (t.send_raw)(br#"{"v":1,"job_id":"poison","model":{},"colour":"red"}"#.to_vec(), Some(poison_trace)).await;
+    (t.send_raw)(br#"{"v":2,"job_id":"poison","model":{},"colour":"red"}"#.to_vec(), Some(poison_trace)).await;
     (t.send_raw)(b"\xff\xfe not json".to_vec(), None).await;
     let mut after = job("after-poison", &ring);
     after.options.alloys = vec!["pt950".into()];
     t.submitter.submit(&after, None).await.unwrap();
 
     ids.extend(["bad-mesh", "late", "missing", "poison", "after-poison"].map(String::from));
-    let got = collect(&mut results, &ids, within).await;
-    let first =
-        |id: &str| -> &JobResult { &got.get(id).unwrap_or_else(|| panic!("no result for {id}: {:?}", got.keys()))[0] };
+    let all = collect_all(&mut updates, &ids, within).await;
+    let first = |id: &str| -> &JobResult {
+        all.get(id)
+            .and_then(|m| m.iter().find(|r| r.is_final()))
+            .unwrap_or_else(|| panic!("no result for {id}: {:?}", all.keys()))
+    };
 
     for i in 0..10 {
         let r = first(&format!("ok-{i}"));
-        assert_eq!(r.status, Status::Done, "{r:?}");
+        assert_eq!(r.status(), Status::Done, "{r:?}");
         assert_eq!(r.worker, "w1");
         assert_eq!(r.trace_id.as_deref(), Some("0af7651916cd43dd8448eb211c80319c"));
-        assert_eq!(r.quotes.len(), 1);
-        assert_eq!(r.geometry.as_ref().unwrap().triangles, 11422);
-        assert!(r.timings_ms.total >= r.timings_ms.price);
-        assert!(r.rules_version.as_ref().unwrap().len() == 64);
+        let p = priced(r);
+        assert_eq!(p.quotes.quotes.len(), 1);
+        assert_eq!(p.geometry.triangles, 11422);
+        assert!(p.timings_ms.total >= p.timings_ms.price);
+        assert!(p.quotes.rules_version.len() == 64);
     }
-    let code = |id: &str| first(id).error.as_ref().map(|e| e.code.clone()).unwrap_or_default();
+    let code = |id: &str| code(first(id));
     assert_eq!(code("bad-mesh"), "stl_syntax");
-    let message = &first("bad-mesh").error.as_ref().unwrap().message;
+    let message = &first("bad-mesh").outcome.error().unwrap().message;
     assert!(message.starts_with("ASCII STL line ") && message.contains("truncated"), "{message}");
     assert_eq!(code("late"), "deadline_exceeded");
     assert_eq!(code("missing"), "model_not_found");
     assert_eq!(code("poison"), "bad_message");
     assert_eq!(first("poison").trace_id.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"), "the poison's trace");
-    assert_eq!(first("after-poison").status, Status::Done, "the worker goes on after poison");
-    assert_eq!(first("after-poison").quotes[0].alloy, "pt950");
+    assert_eq!(first("after-poison").status(), Status::Done, "the worker goes on after poison");
+    assert_eq!(priced(first("after-poison")).quotes.quotes[0].alloy, "pt950");
     // The repeated model came from the cache: nine of the ten ok jobs did no parsing.
-    let parsed = (0..10).filter(|i| first(&format!("ok-{i}")).timings_ms.parse > 0.0).count();
+    let parsed = (0..10).filter(|i| priced(first(&format!("ok-{i}"))).timings_ms.parse > 0.0).count();
     assert!(parsed <= 4, "{parsed} of 10 parsed the same model (concurrency 4 can race at most 4)");
 
-    // Progress: every started job said `running` before its answer, and `results()` carried answers only.
-    assert!(got.values().flatten().all(|r| r.status.is_final()));
-    let mut seen: std::collections::HashMap<String, Vec<Status>> = Default::default();
-    while let Ok(u) = updates.try_recv() {
-        seen.entry(u.job_id.clone()).or_default().push(u.status);
-    }
+    // Progress: every started job said `running` before its answer.
     for i in 0..10 {
-        let statuses = &seen[&format!("ok-{i}")];
+        let statuses: Vec<Status> = all[&format!("ok-{i}")].iter().map(JobResult::status).collect();
+        let statuses = &statuses;
         assert_eq!(statuses.first(), Some(&Status::Running), "ok-{i}: {statuses:?}");
         assert_eq!(statuses.last(), Some(&Status::Done), "ok-{i}: {statuses:?}");
     }
@@ -117,7 +118,7 @@ async fn contract<W: WorkerQueue, S: Submitter>(t: Transport<W, S>, within: Dura
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_process_transport() {
-    let q = Arc::new(InProcessQueue::new());
+    let q = Arc::new(InProcessQueue::default());
     let raw = q.clone();
     let t = Transport {
         worker: q.clone(),
@@ -137,14 +138,14 @@ async fn in_process_transport() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_transport_on_the_mock_cluster() {
     let (_cluster, cfg) = mock_cluster("assay-workers");
-    worker::ensure_topics(&cfg).await.expect("topics exist already, nothing to create");
+    queue_kafka::ensure_topics(&cfg).await.expect("topics exist already, nothing to create");
     let raw_cfg = cfg.clone();
     let t = Transport {
         worker: Arc::new(KafkaWorkerQueue::connect(&cfg).unwrap()),
         submitter: Arc::new(KafkaSubmitter::connect(&cfg, true).unwrap()),
         send_raw: Box::new(move |bytes, traceparent| {
             let cfg = raw_cfg.clone();
-            Box::pin(async move { worker::kafka::send_raw(&cfg, "poison", &bytes, traceparent).await.unwrap() })
+            Box::pin(async move { queue_kafka::send_raw(&cfg, "poison", &bytes, traceparent).await.unwrap() })
         }),
     };
     contract(t, Duration::from_secs(90)).await;

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use worker::{KafkaSubmitter, KafkaWorkerQueue, RunOptions, Status, Submitter, WorkerQueue};
+use jobs::{Status, Submitter, WorkerQueue};
+use queue_kafka::{KafkaSubmitter, KafkaWorkerQueue};
+use worker::RunOptions;
 
 async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -45,7 +47,7 @@ async fn two_workers_in_one_group_share_the_jobs() {
     assert_eq!(a.assigned_partitions() + b.assigned_partitions(), 4);
 
     let submitter = KafkaSubmitter::connect(&cfg, true).unwrap();
-    let mut rx = submitter.results();
+    let mut rx = submitter.subscribe();
     let ids: Vec<String> = (0..40).map(|i| format!("share-{i}")).collect();
     for (i, id) in ids.iter().enumerate() {
         submitter.submit(&job(id, &models[i % 8]), None).await.unwrap();
@@ -55,7 +57,7 @@ async fn two_workers_in_one_group_share_the_jobs() {
     let by_a = got.values().filter(|r| r[0].worker == "a").count();
     let by_b = got.values().filter(|r| r[0].worker == "b").count();
     assert!(by_a > 0 && by_b > 0, "a answered {by_a}, b answered {by_b}");
-    assert!(got.values().all(|r| r[0].status == Status::Done));
+    assert!(got.values().all(|r| r[0].status() == Status::Done));
     let _ = (stop_a.send(()), stop_b.send(()));
     ra.await.unwrap();
     rb.await.unwrap();
@@ -71,7 +73,7 @@ async fn a_broker_down_for_a_few_seconds_delays_jobs_but_loses_none() {
     let run = tokio::spawn(worker::run(q.clone(), fx.context("w"), RunOptions::default(), s));
     wait_until("the worker to own partitions", || q.assigned_partitions() > 0).await;
     let submitter = KafkaSubmitter::connect(&cfg, true).unwrap();
-    let mut rx = submitter.results();
+    let mut rx = submitter.subscribe();
 
     c.broker_down(1).unwrap();
     let ids: Vec<String> = (0..10).map(|i| format!("outage-{i}")).collect();
@@ -90,7 +92,7 @@ async fn a_broker_down_for_a_few_seconds_delays_jobs_but_loses_none() {
     let _submitter = sends.await.unwrap();
     let got = collect(&mut rx, &ids, Duration::from_secs(90)).await;
     assert_eq!(got.len(), 10, "all jobs answered after the outage: {:?}", got.keys());
-    assert!(got.values().all(|r| r[0].status == Status::Done));
+    assert!(got.values().all(|r| r[0].status() == Status::Done));
     let _ = stop.send(());
     run.await.unwrap();
 }
@@ -101,7 +103,7 @@ async fn a_worker_dropped_mid_job_has_its_jobs_finished_by_another() {
     let fx = Fixture::new();
     let ring = fx.put(sample()).await;
     let submitter = KafkaSubmitter::connect(&cfg, true).unwrap();
-    let mut rx = submitter.results();
+    let mut rx = submitter.subscribe();
     let ids: Vec<String> = (0..6).map(|i| format!("handover-{i}")).collect();
 
     // Worker A takes jobs and dies before finishing any: it never acknowledges, so nothing is committed.
@@ -123,7 +125,7 @@ async fn a_worker_dropped_mid_job_has_its_jobs_finished_by_another() {
     let run = tokio::spawn(worker::run(b, fx.context("b"), RunOptions::default(), s));
     let got = collect(&mut rx, &ids, Duration::from_secs(90)).await;
     assert_eq!(got.len(), ids.len(), "every job A took was redelivered and finished: {:?}", got.keys());
-    assert!(got.values().all(|r| r[0].worker == "b" && r[0].status == Status::Done));
+    assert!(got.values().all(|r| r[0].worker == "b" && r[0].status() == Status::Done));
     let _ = stop.send(());
     run.await.unwrap();
 }
@@ -137,7 +139,7 @@ async fn a_job_delivered_twice_gets_one_answer() {
     let (stop, s) = stopper();
     let run = tokio::spawn(worker::run(q, fx.context("w"), RunOptions { concurrency: 1, ..Default::default() }, s));
     let submitter = KafkaSubmitter::connect(&cfg, true).unwrap();
-    let mut rx = submitter.results();
+    let mut rx = submitter.subscribe();
     let j = job("twice", &ring);
     submitter.submit(&j, None).await.unwrap();
     submitter.submit(&j, None).await.unwrap();
@@ -146,7 +148,9 @@ async fn a_job_delivered_twice_gets_one_answer() {
     let mut got = collect(&mut rx, &["marker".to_owned()], Duration::from_secs(60)).await;
     while got.get("twice").map_or(0, Vec::len) < 2 {
         let r = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.unwrap().unwrap();
-        got.entry(r.job_id.clone()).or_default().push(r);
+        if r.is_final() {
+            got.entry(r.job_id.clone()).or_default().push(r);
+        }
     }
     let answers = &got["twice"];
     assert_eq!(answers.len(), 2);

@@ -13,12 +13,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use futures::stream::BoxStream;
+use jobs::Status;
+use model_store::ModelStore;
 use object_store::path::Path;
 use object_store::{
     GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions,
     PutPayload, PutResult, Result,
 };
-use worker::{Context, ModelStore, Status};
+use worker::Context;
 
 /// Fails the first `failures` reads as an unreachable backend would, then reads from memory.
 #[derive(Debug)]
@@ -72,7 +74,7 @@ fn context(failures: u32) -> (Arc<Flaky>, Context) {
     let flaky = Arc::new(Flaky { inner: object_store::memory::InMemory::new(), failures: AtomicU32::new(0) });
     let store = ModelStore::from_object_store(flaky.clone(), "flaky://");
     let mut ctx = Context::new("w", store, rules());
-    ctx.retry_base = Duration::from_millis(10);
+    ctx.config.fetch.first_wait = Duration::from_millis(10);
     flaky.failures.store(failures, Ordering::SeqCst);
     (flaky, ctx)
 }
@@ -83,7 +85,7 @@ async fn a_briefly_unreachable_store_is_retried() {
     let model = ctx.store.put(sample().into()).await.unwrap();
     flaky.failures.store(3, Ordering::SeqCst);
     let r = worker::process(&ctx, &job("retry", &model), None).await;
-    assert_eq!(r.status, Status::Done, "{:?}", r.error);
+    assert_eq!(r.status(), Status::Done, "{:?}", r.outcome);
     assert_eq!(flaky.failures.load(Ordering::SeqCst), 0, "three failed reads, then one good one");
 }
 
@@ -93,10 +95,10 @@ async fn a_store_that_stays_unreachable_fails_the_job_with_a_clear_code() {
     let model = ctx.store.put(sample().into()).await.unwrap();
     flaky.failures.store(100, Ordering::SeqCst);
     let r = worker::process(&ctx, &job("down", &model), None).await;
-    let e = r.error.unwrap();
+    let e = r.outcome.error().unwrap().clone();
     assert_eq!(e.code, "store_unavailable");
     assert!(e.message.contains("connection refused"), "{}", e.message);
-    assert_eq!(100 - flaky.failures.load(Ordering::SeqCst), ctx.fetch_attempts, "tried fetch_attempts times");
+    assert_eq!(100 - flaky.failures.load(Ordering::SeqCst), ctx.config.fetch.attempts, "tried every attempt");
 }
 
 #[tokio::test]
@@ -105,7 +107,7 @@ async fn bytes_that_do_not_match_their_hash_are_refused() {
     let model = ctx.store.put(sample().into()).await.unwrap();
     let mut lying = job("corrupt", &model);
     lying.model.sha256 = "f".repeat(64);
-    let e = worker::process(&ctx, &lying, None).await.error.unwrap();
+    let e = worker::process(&ctx, &lying, None).await.outcome.error().unwrap().clone();
     assert_eq!(e.code, "model_corrupt");
 }
 
@@ -118,7 +120,7 @@ async fn an_upload_the_store_cannot_place_fails_and_leaves_nothing_behind() {
     // The store stops answering between the last byte and placing the model under its hash.
     flaky.failures.store(1, Ordering::SeqCst);
     let e = upload.finish().await.unwrap_err();
-    assert!(matches!(e, worker::StoreError::Unavailable(_)), "{e}");
+    assert!(matches!(e, model_store::StoreError::Unavailable(_)), "{e}");
     let left: Vec<ObjectMeta> = flaky.inner.list(None).try_collect().await.unwrap();
     assert!(left.is_empty(), "{left:?}");
 }

@@ -12,8 +12,10 @@ use axum::http::{Request, StatusCode};
 use axum::Router;
 use gateway::{AppState, Config};
 use http_body_util::BodyExt;
+use jobs::InProcessQueue;
+use model_store::ModelStore;
+use pricing_rules::Rules;
 use tower::ServiceExt;
-use worker::{InProcessQueue, ModelStore, Rules};
 
 pub fn rules() -> Rules {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
@@ -35,21 +37,31 @@ pub struct Gateway {
 impl Gateway {
     /// A gateway with a worker pool behind it (`workers: false` leaves jobs queued).
     pub fn start(config: Config, workers: bool) -> Gateway {
+        Gateway::with_queue(config, Arc::new(InProcessQueue::default()), if workers { Some(rules()) } else { None })
+    }
+
+    /// A gateway over `queue`, with a worker pool pricing with `worker_rules` behind it when given.
+    pub fn with_queue(config: Config, queue: Arc<InProcessQueue>, worker_rules: Option<Rules>) -> Gateway {
         let store_dir = tempfile::tempdir().expect("tempdir");
         let store = ModelStore::from_url(&store_dir.path().display().to_string()).expect("store");
-        let queue = Arc::new(InProcessQueue::new());
         let state = AppState::new(config, store.clone(), queue.clone(), rules());
         let router = gateway::router(state.clone());
         let mut stop = None;
-        if workers {
-            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            let ctx = Arc::new(worker::Context::new("test-worker", store, rules()));
-            tokio::spawn(worker::run(queue.clone(), ctx, worker::RunOptions::default(), async {
-                let _ = rx.await;
-            }));
-            stop = Some(tx);
+        if let Some(worker_rules) = worker_rules {
+            stop = Some(start_workers(&queue, store, worker_rules));
         }
         Gateway { router, state, queue, store_dir, stop }
+    }
+
+    /// A second gateway instance in front of the same queue and store (as in the scaled deployment).
+    pub fn another_instance(&self, config: Config) -> Gateway {
+        let store_dir = tempfile::tempdir().expect("tempdir");
+        let state = AppState::new(config, self.store(), self.queue.clone(), rules());
+        Gateway { router: gateway::router(state.clone()), state, queue: self.queue.clone(), store_dir, stop: None }
+    }
+
+    pub fn store(&self) -> ModelStore {
+        ModelStore::from_url(&self.store_dir.path().display().to_string()).expect("store")
     }
 
     pub async fn send(&self, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
@@ -84,6 +96,16 @@ impl Gateway {
         }
         panic!("job {job_id} did not finish in 30 s");
     }
+}
+
+/// A worker pool on `queue` until the returned sender is dropped or sent to.
+pub fn start_workers(queue: &Arc<InProcessQueue>, store: ModelStore, rules: Rules) -> tokio::sync::oneshot::Sender<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let ctx = Arc::new(worker::Context::new("test-worker", store, rules));
+    tokio::spawn(worker::run(queue.clone(), ctx, worker::RunOptions::default(), async {
+        let _ = rx.await;
+    }));
+    tx
 }
 
 impl Drop for Gateway {

@@ -7,9 +7,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use jobs::protocol::Options;
+use jobs::{Job, JobResult, ModelRef};
+use model_store::{ModelStore, StoredModel};
+use pricing_rules::Rules;
+use queue_kafka::KafkaConfig;
 use rdkafka::mocking::MockCluster;
-use tokio::sync::broadcast;
-use worker::{Context, Job, JobOptions, JobResult, KafkaConfig, ModelRef, ModelStore, Rules, StoredModel};
+use tokio::sync::mpsc;
+use worker::Context;
 
 pub fn rules() -> Rules {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
@@ -47,33 +52,60 @@ impl Fixture {
 }
 
 pub fn job(id: &str, model: &StoredModel) -> Job {
-    Job {
-        v: 1,
-        job_id: id.to_owned(),
-        model: ModelRef { key: model.key.clone(), sha256: model.sha256.clone(), format: None, units: None },
-        options: JobOptions { alloys: vec!["18k-yellow".into()], ..JobOptions::default() },
-        submitted_at_ms: worker::now_ms(),
-        deadline_ms: None,
-    }
+    let model = ModelRef { key: model.key.clone(), sha256: model.sha256.clone(), format: None };
+    let mut job = Job::new(
+        id.to_owned(),
+        model,
+        Options { alloys: vec!["18k-yellow".into()], ..Options::default() },
+        Duration::from_secs(600),
+    );
+    job.deadline_ms = None;
+    job
 }
 
-/// Collects results until every id in `ids` has one, or the deadline passes; returns all results by id.
-pub async fn collect(
-    rx: &mut broadcast::Receiver<JobResult>,
+/// Collects the messages about jobs until every id in `ids` has a final one, or the deadline passes; returns
+/// every message by id, in order (progress included).
+pub async fn collect_all(
+    rx: &mut mpsc::Receiver<JobResult>,
     ids: &[String],
     within: Duration,
 ) -> HashMap<String, Vec<JobResult>> {
     let mut got: HashMap<String, Vec<JobResult>> = HashMap::new();
     let deadline = tokio::time::Instant::now() + within;
-    while !ids.iter().all(|id| got.contains_key(id)) {
+    while !ids.iter().all(|id| got.get(id).is_some_and(|m| m.iter().any(JobResult::is_final))) {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Ok(r)) => got.entry(r.job_id.clone()).or_default().push(r),
-            Ok(Err(broadcast::error::RecvError::Lagged(n))) => panic!("result feed lagged by {n}"),
-            Ok(Err(broadcast::error::RecvError::Closed)) => break,
-            Err(_) => break,
+            Ok(Some(r)) => got.entry(r.job_id.clone()).or_default().push(r),
+            Ok(None) | Err(_) => break,
         }
     }
     got
+}
+
+/// Collects final results until every id in `ids` has one, or the deadline passes; returns them by id.
+pub async fn collect(
+    rx: &mut mpsc::Receiver<JobResult>,
+    ids: &[String],
+    within: Duration,
+) -> HashMap<String, Vec<JobResult>> {
+    let mut got = collect_all(rx, ids, within).await;
+    for messages in got.values_mut() {
+        messages.retain(JobResult::is_final);
+    }
+    got.retain(|_, m| !m.is_empty());
+    got
+}
+
+/// The priced outcome of a result, or a panic that shows the result.
+pub fn priced(r: &JobResult) -> &jobs::Priced {
+    match &r.outcome {
+        jobs::Outcome::Done(p) => p,
+        other => panic!("{} is not done: {other:?}", r.job_id),
+    }
+}
+
+/// The error code of a result ("" when it has none).
+pub fn code(r: &JobResult) -> String {
+    r.outcome.error().map(|e| e.code.clone()).unwrap_or_default()
 }
 
 /// An in-process Kafka-protocol cluster with the three topics (4 job partitions) and a config for `group`.

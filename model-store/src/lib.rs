@@ -42,8 +42,9 @@ pub struct ModelStore {
     url: String,
 }
 
+/// SHA-256 of `bytes`, lowercase hex: a model's name in the store.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    format!("{:x}", Sha256::digest(bytes))
 }
 
 impl ModelStore {
@@ -103,7 +104,7 @@ impl ModelStore {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let tmp = Self::path(&format!(
             "uploads/{}-{}-{}",
-            crate::now_ms(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis()),
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
@@ -186,7 +187,7 @@ impl Upload {
         let writer = self.writer.take().ok_or_else(|| StoreError::Unavailable("upload already ended".into()))?;
         let unavailable = |e: object_store::Error| StoreError::Unavailable(e.to_string());
         writer.finish().await.map_err(unavailable)?;
-        let sha256: String = std::mem::take(&mut self.hasher).finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let sha256 = format!("{:x}", std::mem::take(&mut self.hasher).finalize());
         let key = format!("models/{sha256}");
         // A repeated model: keep the stored copy rather than replace it (on S3 a rename is a copy of the whole
         // object; on a local disk, replacing a file by rename starts a writeback of it).

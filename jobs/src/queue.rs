@@ -1,9 +1,19 @@
 //! The queue at the boundary: what a worker needs from a transport, and what a submitter needs. The in-process
 //! transport and the Kafka transport implement the same traits, and one contract test suite runs on both.
+//! Nothing here names a particular transport: a delivery's place is a neutral partition and offset.
 
 use std::future::Future;
 
+use tokio::sync::mpsc;
+
 use crate::protocol::{Job, JobResult};
+
+/// Where a delivery sits in a partitioned log (the Kafka transport's partition and offset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub partition: i32,
+    pub offset: i64,
+}
 
 /// A job message as delivered, with what the transport needs to acknowledge it.
 #[derive(Debug, Clone)]
@@ -13,31 +23,19 @@ pub struct Delivery {
     pub traceparent: Option<String>,
     /// When the message entered the queue, in ms since the Unix epoch, when the transport knows.
     pub enqueued_at_ms: Option<u64>,
-    pub(crate) token: Token,
-}
-
-impl Delivery {
-    /// The Kafka partition and offset the message came from (none in-process).
-    pub fn position(&self) -> Option<(i32, i64)> {
-        match self.token {
-            Token::Kafka { partition, offset } => Some((partition, offset)),
-            Token::InProcess(_) => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Token {
-    InProcess(u64),
-    Kafka { partition: i32, offset: i64 },
+    /// The transport's handle on this delivery: a sequence number in-process, the offset in a log.
+    pub seq: u64,
+    /// Its place in a partitioned log, for transports that have one.
+    pub position: Option<Position>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("the queue is closed")]
     Closed,
-    #[error("kafka: {0}")]
-    Kafka(String),
+    /// The transport cannot be reached or refused the operation; trying again later may help.
+    #[error("{system}: {message}")]
+    Unavailable { system: &'static str, message: String },
     #[error("cannot encode the message: {0}")]
     Encode(String),
 }
@@ -48,17 +46,11 @@ pub enum QueueError {
 /// done jobs are ever committed, in order within each partition.
 pub trait WorkerQueue: Send + Sync + 'static {
     /// `messaging.system` for spans: `kafka`, or `in_process`.
-    fn messaging_system(&self) -> &'static str {
-        "in_process"
-    }
+    fn messaging_system(&self) -> &'static str;
     /// The jobs and the results destinations, for spans.
-    fn destinations(&self) -> (&str, &str) {
-        ("assay.quote-jobs", "assay.quote-results")
-    }
+    fn destinations(&self) -> (&str, &str);
     /// The consumer group, for spans (none in-process).
-    fn consumer_group(&self) -> Option<&str> {
-        None
-    }
+    fn consumer_group(&self) -> Option<&str>;
     /// The next job; `None` when the queue is closed for good.
     fn next(&self) -> impl Future<Output = Result<Option<Delivery>, QueueError>> + Send;
     /// Publishes a result and returns once the queue holds it durably.
@@ -78,19 +70,18 @@ pub trait WorkerQueue: Send + Sync + 'static {
     fn close(&self) -> impl Future<Output = ()> + Send;
 }
 
-/// The submitting side: jobs in, results out.
+/// The submitting side: jobs in, every message about them out.
 pub trait Submitter: Send + Sync + 'static {
     /// `messaging.system` for spans: `kafka`, or `in_process`.
-    fn messaging_system(&self) -> &'static str {
-        "in_process"
-    }
+    fn messaging_system(&self) -> &'static str;
+    /// Where jobs are sent, for spans.
+    fn destination(&self) -> &str;
     /// Queues a job (keyed by its model's SHA-256, so repeats of a model meet the same worker's cache).
     fn submit(&self, job: &Job, traceparent: Option<&str>) -> impl Future<Output = Result<(), QueueError>> + Send;
-    /// Every final result (`done` or `failed`) published from now on (and, for Kafka, those still in the
-    /// compacted topic).
-    fn results(&self) -> tokio::sync::broadcast::Receiver<JobResult>;
+    /// Every message about jobs from now on (for Kafka, also those still in the compacted results topic):
+    /// `running` progress and final results, in the order they arrive. At least once and never dropped: a
+    /// subscriber that reads slowly holds the stream back instead of losing messages.
+    fn subscribe(&self) -> mpsc::Receiver<JobResult>;
     /// Whether jobs can be queued now (for readiness checks): the broker answers, the topics exist.
     fn ready(&self) -> impl Future<Output = Result<(), QueueError>> + Send;
-    /// Every message about jobs: `running` progress and final results, in the order they arrive.
-    fn updates(&self) -> tokio::sync::broadcast::Receiver<JobResult>;
 }

@@ -16,6 +16,20 @@ pub fn parse(traceparent: &str) -> Option<SpanContext> {
     Some(SpanContext::new(trace, span, TraceFlags::new(flags), true, TraceState::default()))
 }
 
+/// The trace id of a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`).
+pub fn trace_id(traceparent: Option<&str>) -> Option<String> {
+    let parts: Vec<&str> = traceparent?.split('-').collect();
+    (parts.len() == 4 && parts[1].len() == 32 && parts[1].bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| parts[1].to_owned())
+}
+
+/// A `traceparent` that starts a new, sampled trace.
+pub fn new_traceparent() -> String {
+    let trace = uuid::Uuid::new_v4().simple().to_string();
+    let span = &uuid::Uuid::new_v4().simple().to_string()[..16];
+    format!("00-{trace}-{span}-01")
+}
+
 /// The `traceparent` of a span context, when it is valid.
 pub fn format(cx: &SpanContext) -> Option<String> {
     cx.is_valid().then(|| format!("00-{}-{}-{:02x}", cx.trace_id(), cx.span_id(), cx.trace_flags().to_u8()))

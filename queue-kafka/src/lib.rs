@@ -1,4 +1,5 @@
-//! The Kafka transport (rdkafka): workers form one consumer group on the jobs topic; results go to a compacted
+//! The Kafka transport of the job queue (rdkafka), behind the `jobs` crate's traits; the only crate that knows
+//! Kafka. The Kafka transport: workers form one consumer group on the jobs topic; results go to a compacted
 //! topic keyed by job id; undecodable messages go to the dead-letter topic with the reason in a header.
 //!
 //! At least once: offsets are stored only for jobs whose result the broker has acknowledged
@@ -9,6 +10,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use jobs::protocol::{Job, JobResult};
+use jobs::queue::{Delivery, Position, QueueError, Submitter, WorkerQueue};
+use jobs::{metric, Fanout};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -16,10 +20,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use tokio::sync::broadcast;
-
-use crate::protocol::{Job, JobResult};
-use crate::queue::{Delivery, QueueError, Submitter, Token, WorkerQueue};
+use tokio::sync::mpsc;
 
 /// Topic names, creation settings and client settings.
 #[derive(Debug, Clone)]
@@ -35,6 +36,13 @@ pub struct KafkaConfig {
     pub replication: i32,
     /// How long the group waits for a silent member before giving its partitions to others.
     pub session_timeout_ms: u32,
+    /// How long a publish may wait for the broker's acknowledgement before it counts as failed (default 30 s).
+    pub send_timeout: Duration,
+    /// How long closing a worker's connection (final commit, leaving the group, flush) may take (default 15 s).
+    pub close_timeout: Duration,
+    /// Messages each subscriber of a submitter may have unread before reading the results topic waits for it
+    /// (default 4,096).
+    pub subscriber_buffer: usize,
     /// Extra librdkafka settings (security, tuning), applied last.
     pub extra: Vec<(String, String)>,
 }
@@ -45,12 +53,15 @@ impl KafkaConfig {
             bootstrap: bootstrap.to_owned(),
             group_id: "assay-workers".into(),
             client_id: format!("assay-{}", std::process::id()),
-            jobs_topic: "assay.quote-jobs".into(),
-            results_topic: "assay.quote-results".into(),
-            dlq_topic: "assay.quote-jobs.dlq".into(),
+            jobs_topic: jobs::protocol::JOBS.into(),
+            results_topic: jobs::protocol::RESULTS.into(),
+            dlq_topic: jobs::protocol::DEAD_LETTERS.into(),
             partitions: 12,
             replication: 1,
             session_timeout_ms: 10_000,
+            send_timeout: Duration::from_secs(30),
+            close_timeout: Duration::from_secs(15),
+            subscriber_buffer: 4096,
             extra: Vec::new(),
         }
     }
@@ -87,7 +98,7 @@ impl KafkaConfig {
 }
 
 fn kafka(e: impl std::fmt::Display) -> QueueError {
-    QueueError::Kafka(e.to_string())
+    QueueError::Unavailable { system: "kafka", message: e.to_string() }
 }
 
 /// Creates the three topics when missing: jobs with the configured partitions, results compacted, the DLQ.
@@ -118,12 +129,12 @@ pub async fn ensure_topics(cfg: &KafkaConfig) -> Result<(), QueueError> {
                     Err((name, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {
                         tracing::debug!(topic = %name, "topic exists")
                     }
-                    Err((name, code)) => return Err(QueueError::Kafka(format!("cannot create topic {name}: {code}"))),
+                    Err((name, code)) => return Err(kafka(format!("cannot create topic {name}: {code}"))),
                 }
             }
             Ok(())
         }
-        Err(e) => Err(QueueError::Kafka(format!("cannot create topics: {e}"))),
+        Err(e) => Err(kafka(format!("cannot create topics: {e}"))),
     }
 }
 
@@ -184,7 +195,7 @@ impl ClientContext for Context {
                 if *id < 0 || !p.desired || p.consumer_lag < 0 {
                     continue;
                 }
-                metrics::gauge!("assay_kafka_consumer_lag", "topic" => topic.clone(), "partition" => id.to_string())
+                metrics::gauge!(metric::KAFKA_CONSUMER_LAG, "topic" => topic.clone(), "partition" => id.to_string())
                     .set(p.consumer_lag as f64);
             }
         }
@@ -198,7 +209,7 @@ impl ConsumerContext for Context {
             for e in tpl.elements() {
                 t.forget(e.partition());
                 // The new owner reports this partition's lag from now on.
-                metrics::gauge!("assay_kafka_consumer_lag", "topic" => e.topic().to_owned(), "partition" => e.partition().to_string())
+                metrics::gauge!(metric::KAFKA_CONSUMER_LAG, "topic" => e.topic().to_owned(), "partition" => e.partition().to_string())
                     .set(0.0);
             }
             tracing::info!(partitions = tpl.count(), "partitions revoked");
@@ -220,9 +231,6 @@ pub struct KafkaWorkerQueue {
     producer: FutureProducer,
     tracker: Arc<Mutex<Tracker>>,
 }
-
-/// How long `close` waits for the final commit and for leaving the group.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl std::fmt::Debug for KafkaWorkerQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -313,7 +321,8 @@ impl WorkerQueue for KafkaWorkerQueue {
             payload: m.payload().unwrap_or_default().to_vec(),
             traceparent,
             enqueued_at_ms: m.timestamp().to_millis().and_then(|t| u64::try_from(t).ok()),
-            token: Token::Kafka { partition: m.partition(), offset: m.offset() },
+            seq: u64::try_from(m.offset()).unwrap_or_default(),
+            position: Some(Position { partition: m.partition(), offset: m.offset() }),
         };
         self.tracker.lock().unwrap_or_else(|e| e.into_inner()).begin(m.partition(), m.offset());
         Ok(Some(delivery))
@@ -325,7 +334,7 @@ impl WorkerQueue for KafkaWorkerQueue {
             .key(&result.job_id)
             .payload(&payload)
             .headers(traceparent_header(traceparent));
-        self.producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| kafka(e))?;
+        self.producer.send(record, self.cfg.send_timeout).await.map_err(|(e, _)| kafka(e))?;
         Ok(())
     }
 
@@ -346,12 +355,12 @@ impl WorkerQueue for KafkaWorkerQueue {
             .insert(Header { key: "assay-dlq-reason", value: Some(reason) });
         let record: FutureRecord<'_, (), [u8]> =
             FutureRecord::to(&self.cfg.dlq_topic).payload(delivery.payload.as_slice()).headers(headers);
-        self.producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| kafka(e))?;
+        self.producer.send(record, self.cfg.send_timeout).await.map_err(|(e, _)| kafka(e))?;
         Ok(())
     }
 
     fn done(&self, delivery: &Delivery) {
-        let Token::Kafka { partition, offset } = delivery.token else { return };
+        let Some(Position { partition, offset }) = delivery.position else { return };
         let store = self.tracker.lock().unwrap_or_else(|e| e.into_inner()).finish(partition, offset);
         if let Some(resume) = store {
             let mut tpl = TopicPartitionList::new();
@@ -382,22 +391,21 @@ impl WorkerQueue for KafkaWorkerQueue {
                 tracing::warn!(error = %e, "results not all delivered at close");
             }
         });
-        if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
+        if tokio::time::timeout(self.cfg.close_timeout, closing).await.is_err() {
             tracing::warn!(
                 "leaving the consumer group takes over {} s: the group notices at its session timeout",
-                CLOSE_TIMEOUT.as_secs()
+                self.cfg.close_timeout.as_secs()
             );
         }
     }
 }
 
-/// The submitting side over Kafka: an idempotent producer of jobs, and a reader of the results topic that
-/// broadcasts every result to subscribers.
+/// The submitting side over Kafka: an idempotent producer of jobs, and a reader of the results topic that hands
+/// every message to every subscriber, waiting for slow ones rather than dropping anything.
 pub struct KafkaSubmitter {
     cfg: KafkaConfig,
     producer: FutureProducer,
-    results: broadcast::Sender<JobResult>,
-    updates: broadcast::Sender<JobResult>,
+    updates: Arc<Fanout<JobResult>>,
     caught_up: Arc<std::sync::atomic::AtomicBool>,
     _reader: tokio::task::JoinHandle<()>,
 }
@@ -411,33 +419,30 @@ impl std::fmt::Debug for KafkaSubmitter {
 impl KafkaSubmitter {
     /// Connects; results are read from the start of the compacted topic (`from_start`) or from now on.
     pub fn connect(cfg: &KafkaConfig, from_start: bool) -> Result<KafkaSubmitter, QueueError> {
-        let (tx, _) = broadcast::channel(65_536);
-        let (updates_tx, _) = broadcast::channel(65_536);
+        let fanout = Arc::new(Fanout::new(cfg.subscriber_buffer));
         let mut c = cfg.consumer_client();
         // A reader of its own: every gateway sees every result.
-        c.set("group.id", format!("{}-results-{}-{}", cfg.group_id, std::process::id(), crate::now_ms()))
+        c.set("group.id", format!("{}-results-{}-{}", cfg.group_id, std::process::id(), jobs::now_ms()))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", if from_start { "earliest" } else { "latest" });
         let consumer: Arc<StreamConsumer> = Arc::new(c.create().map_err(kafka)?);
         consumer.subscribe(&[&cfg.results_topic]).map_err(kafka)?;
-        let (sender, updates) = (tx.clone(), updates_tx.clone());
+        let updates = fanout.clone();
         // Reading from the start, this submitter is caught up once it has read to the end offsets the results
         // topic had when it connected; until then a job may be unknown to it (readiness says so).
         let caught_up = Arc::new(std::sync::atomic::AtomicBool::new(!from_start));
         let (topic, done) = (cfg.results_topic.clone(), caught_up.clone());
         let reader = tokio::spawn(async move {
+            // Nothing is read before someone listens: the first messages are not handed to no one.
+            updates.wait_for_subscriber().await;
             let mut behind = if from_start { end_offsets(&consumer, &topic).await } else { HashMap::new() };
             done.store(behind.is_empty(), std::sync::atomic::Ordering::Release);
             loop {
                 match consumer.recv().await {
                     Ok(m) => {
                         match m.payload().map(serde_json::from_slice::<JobResult>) {
-                            Some(Ok(r)) => {
-                                let _ = updates.send(r.clone());
-                                if r.status.is_final() {
-                                    let _ = sender.send(r);
-                                }
-                            }
+                            // Waits while a subscriber is behind: the topic keeps what is not read yet.
+                            Some(Ok(r)) => updates.send(r).await,
                             Some(Err(e)) => tracing::warn!(error = %e, "undecodable result message"),
                             None => {}
                         }
@@ -456,14 +461,7 @@ impl KafkaSubmitter {
                 }
             }
         });
-        Ok(KafkaSubmitter {
-            cfg: cfg.clone(),
-            producer: cfg.producer()?,
-            results: tx,
-            updates: updates_tx,
-            caught_up,
-            _reader: reader,
-        })
+        Ok(KafkaSubmitter { cfg: cfg.clone(), producer: cfg.producer()?, updates: fanout, caught_up, _reader: reader })
     }
 }
 
@@ -505,27 +503,27 @@ impl Submitter for KafkaSubmitter {
         "kafka"
     }
 
+    fn destination(&self) -> &str {
+        &self.cfg.jobs_topic
+    }
+
     async fn submit(&self, job: &Job, traceparent: Option<&str>) -> Result<(), QueueError> {
         let payload = serde_json::to_vec(job).map_err(|e| QueueError::Encode(e.to_string()))?;
         let record = FutureRecord::to(&self.cfg.jobs_topic)
             .key(&job.model.sha256)
             .payload(&payload)
             .headers(traceparent_header(traceparent));
-        self.producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| kafka(e))?;
+        self.producer.send(record, self.cfg.send_timeout).await.map_err(|(e, _)| kafka(e))?;
         Ok(())
     }
 
-    fn results(&self) -> broadcast::Receiver<JobResult> {
-        self.results.subscribe()
-    }
-
-    fn updates(&self) -> broadcast::Receiver<JobResult> {
+    fn subscribe(&self) -> mpsc::Receiver<JobResult> {
         self.updates.subscribe()
     }
 
     async fn ready(&self) -> Result<(), QueueError> {
         if !self.caught_up.load(std::sync::atomic::Ordering::Acquire) {
-            return Err(QueueError::Kafka(format!(
+            return Err(kafka(format!(
                 "still reading {} from the start: recent jobs may not be known yet",
                 self.cfg.results_topic
             )));
@@ -546,10 +544,10 @@ async fn topic_ready(producer: &FutureProducer, topic: &str) -> Result<(), Queue
             .map(|m| m.topics().iter().any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty()))
     })
     .await
-    .map_err(|e| QueueError::Kafka(e.to_string()))?;
+    .map_err(kafka)?;
     match metadata {
         Ok(true) => Ok(()),
-        Ok(false) => Err(QueueError::Kafka(format!("topic {topic} is missing"))),
+        Ok(false) => Err(kafka(format!("topic {topic} is missing"))),
         Err(e) => Err(kafka(e)),
     }
 }
@@ -563,7 +561,7 @@ pub async fn send_raw(
 ) -> Result<(), QueueError> {
     let producer = cfg.producer()?;
     let record = FutureRecord::to(&cfg.jobs_topic).key(key).payload(payload).headers(traceparent_header(traceparent));
-    producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| kafka(e))?;
+    producer.send(record, cfg.send_timeout).await.map_err(|(e, _)| kafka(e))?;
     Ok(())
 }
 

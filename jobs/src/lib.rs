@@ -1,0 +1,28 @@
+//! The quote job contract, neutral of any transport: the job and result messages ([`protocol`]), the queue
+//! traits both transports implement ([`queue`]), the in-process transport ([`inproc`]), and the small mechanisms
+//! every service shares (a bounded map, a retry with backoff, a fan-out with backpressure, trace context, the
+//! metric catalogue).
+//!
+//! `jobs` knows nothing of Kafka, HTTP or storage: the Kafka transport (`queue-kafka`) implements its traits, the
+//! gateway and the workers speak through them.
+
+pub mod bounded;
+pub mod fanout;
+pub mod inproc;
+pub mod metric;
+pub mod protocol;
+pub mod queue;
+pub mod retry;
+pub mod trace;
+
+pub use bounded::BoundedMap;
+pub use fanout::Fanout;
+pub use inproc::{InProcessConfig, InProcessQueue};
+pub use protocol::{ErrorBody, Failure, Job, JobResult, ModelRef, Outcome, Priced, Status, Timings};
+pub use queue::{Delivery, Position, QueueError, Submitter, WorkerQueue};
+pub use retry::Backoff;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,38 @@
+// A shop's client of assay, written against the types openapi-typescript generates from /openapi.json.
+// `tsc --strict` must accept it, and every `@ts-expect-error` line must be an error: the price is a string
+// (decimal money), the volume a number, and a job's status tells which fields it has.
+import type { components } from "./assay";
+
+type Schemas = components["schemas"];
+type QuoteView = Schemas["QuoteView"];
+type Done = Extract<QuoteView, { status: "done" }>;
+type Failed = Extract<QuoteView, { status: "failed" }>;
+
+export function firstTotal(job: QuoteView): string | undefined {
+  if (job.status !== "done") {
+    // @ts-expect-error: a job that is not done has no quotes
+    return job.quotes[0].total;
+  }
+  const total: string = job.quotes[0].total;
+  const volume: number = job.geometry.volume_mm3;
+  const total_ms: number = job.timings_ms.total;
+  // @ts-expect-error: money is a decimal string, never a float
+  const asNumber: number = job.quotes[0].total;
+  // @ts-expect-error: the volume is a number
+  const volumeText: string = job.geometry.volume_mm3;
+  void [volume, total_ms, asNumber, volumeText];
+  return total;
+}
+
+export function why(job: Failed): string {
+  // A failed job always has its error.
+  return `${job.error.code}: ${job.error.message}`;
+}
+
+export function weight(job: Done): string {
+  return job.quotes.map((q: Schemas["Quote"]) => `${q.alloy}: ${q.metal_weight_g} g`).join(", ");
+}
+
+export function alloys(rules: Schemas["RulesView"]): string[] {
+  return rules.alloys.map((a) => a.id);
+}
