@@ -108,6 +108,19 @@ pub(crate) struct ServeArgs {
     /// Seconds in-flight jobs may take to finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "ASSAY_GRACE_SECS", default_value_t = 30)]
     pub grace_secs: u64,
+    /// Days finished jobs and their results are kept (then deleted, with the models no job needs any more).
+    #[arg(long, env = "ASSAY_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=36_500))]
+    pub retention_days: u64,
+    /// Finished jobs kept at most; the oldest are deleted first.
+    #[arg(long, env = "ASSAY_MAX_STORED_JOBS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_stored_jobs: u64,
+    /// The most the job database (DATA/assay.db) may grow to, in MB; past it submissions get 503 storage_full
+    /// [default: bounded by the disk only].
+    #[arg(long, env = "ASSAY_MAX_DB_MB", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_db_mb: Option<u64>,
+    /// Minutes between retention sweeps.
+    #[arg(long, env = "ASSAY_RETENTION_SWEEP_MINUTES", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub retention_sweep_minutes: u64,
 }
 
 #[derive(Debug, clap::Args)]

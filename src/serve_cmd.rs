@@ -64,7 +64,30 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         let store = model_store::ModelStore::from_url(&data)?;
         let rules = service_rules(args.http.rules.as_deref())?;
         let rules_for_metrics = rules.clone();
-        let queue = Arc::new(jobs::InProcessQueue::default());
+        // Jobs, their states and results in DATA/assay.db: a restart loses nothing.
+        let db = queue_sqlite::SqliteConfig {
+            max_bytes: args.max_db_mb.map(|mb| mb << 20),
+            ..queue_sqlite::SqliteConfig::in_dir(&args.data)
+        };
+        let queue = Arc::new(queue_sqlite::SqliteQueue::open(db)?);
+        let counts = queue.counts().await?;
+        tracing::info!(
+            db = %queue.path().display(),
+            queued = counts.queued,
+            finished = counts.finished,
+            "job database open"
+        );
+        let retention = queue_sqlite::Retention {
+            max_age: Duration::from_secs(args.retention_days * 86_400),
+            max_jobs: args.max_stored_jobs,
+            ..queue_sqlite::Retention::default()
+        };
+        tokio::spawn(queue_sqlite::run_retention(
+            queue.clone(),
+            store.clone(),
+            retention,
+            Duration::from_secs(args.retention_sweep_minutes * 60),
+        ));
         let keys = !config.api_keys.is_empty();
         let state =
             gateway::AppState::with_metrics(config, store.clone(), queue.clone(), rules.clone(), render(metrics));

@@ -65,7 +65,9 @@ impl JobBook {
         self.lock().remove(job_id);
     }
 
-    /// Applies a worker's message. A final answer is never replaced by progress, nor by a later duplicate.
+    /// Applies a message about a job. A final answer is never replaced by progress, nor by a later duplicate; a
+    /// `queued` state (a durable queue's answer for a job accepted before this process started) only makes the
+    /// job known.
     pub fn update(&self, result: JobResult) {
         let status = result.status();
         let mut jobs = self.lock();
@@ -73,21 +75,23 @@ impl JobBook {
             Some(tx) => {
                 tx.send_if_modified(|state| {
                     let now = state.status();
-                    if now.is_final() || (status == Status::Running && now == Status::Running) {
+                    let progress_again = status == Status::Running && now == Status::Running;
+                    if now.is_final() || status == Status::Queued || progress_again {
                         return false;
                     }
+                    state.submitted_at_ms = state.submitted_at_ms.or(result.submitted_at_ms);
                     state.result = Some(Arc::new(result));
                     true
                 });
             }
             None => {
-                // Accepted by another gateway instance, or before this one started.
+                // Accepted by another gateway instance, or before this process started.
                 let id = result.job_id.clone();
                 let state = JobState {
                     job_id: id.clone(),
-                    submitted_at_ms: None,
+                    submitted_at_ms: result.submitted_at_ms,
                     traceparent: None,
-                    result: Some(Arc::new(result)),
+                    result: (status != Status::Queued).then(|| Arc::new(result)),
                 };
                 jobs.insert(id, watch::channel(state).0);
             }

@@ -90,6 +90,9 @@ impl Config {
         if self.job_deadline.is_zero() {
             return Err("job_deadline must be above 0".into());
         }
+        if self.idempotency_ttl.is_zero() {
+            return Err("idempotency_ttl must be above 0".into());
+        }
         Ok(())
     }
 }
@@ -104,6 +107,8 @@ pub trait JobQueue: Send + Sync + 'static {
     fn messaging_system(&self) -> &'static str;
     /// Where jobs are sent, for spans.
     fn destination(&self) -> &str;
+    /// What a durable queue knows of a job the book has not heard of.
+    async fn lookup(&self, job_id: &str) -> Result<Option<JobResult>, QueueError>;
 }
 
 #[async_trait::async_trait]
@@ -122,6 +127,9 @@ impl<S: Submitter> JobQueue for S {
     }
     fn destination(&self) -> &str {
         Submitter::destination(self)
+    }
+    async fn lookup(&self, job_id: &str) -> Result<Option<JobResult>, QueueError> {
+        Submitter::lookup(self, job_id).await
     }
 }
 
@@ -198,6 +206,28 @@ impl AppState {
 
     pub fn book(&self) -> &JobBook {
         &self.book
+    }
+
+    /// A job as the book knows it, reading through to a durable queue for one the book has not heard of (one
+    /// accepted before this process started, or forgotten by the bounded book).
+    pub async fn job(&self, job_id: &str) -> Option<JobState> {
+        if let Some(job) = self.book.get(job_id) {
+            return Some(job);
+        }
+        if !jobs::protocol::is_valid_job_id(job_id) {
+            return None;
+        }
+        match self.queue.lookup(job_id).await {
+            Ok(Some(r)) => {
+                self.book.update(r);
+                self.book.get(job_id)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(job.id = %job_id, error = %e, "cannot look a job up in the queue");
+                None
+            }
+        }
     }
 }
 

@@ -73,7 +73,7 @@ pub async fn get_quote(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<QuoteView>, ApiError> {
-    let job = state.book.get(&id).ok_or_else(|| unknown_job(&id))?;
+    let job = state.job(&id).await.ok_or_else(|| unknown_job(&id))?;
     delivered(&job, "poll");
     Ok(Json(QuoteView::from(&job)))
 }
@@ -124,6 +124,7 @@ pub async fn events(
     Path(id): Path<String>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    state.job(&id).await.ok_or_else(|| unknown_job(&id))?;
     let rx = state.book.watch(&id).ok_or_else(|| unknown_job(&id))?;
     let ws = ws.map_err(|e| {
         ApiError::new(

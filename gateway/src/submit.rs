@@ -365,7 +365,7 @@ fn traceparent(headers: &HeaderMap) -> String {
         (status = 413, description = "Over the upload limit", body = ErrorResponse),
         (status = 415, description = "Not a model format", body = ErrorResponse),
         (status = 422, description = "Options the rules cannot price, or an Idempotency-Key first used for another request", body = ErrorResponse),
-        (status = 503, description = "Store or queue unavailable", body = ErrorResponse),
+        (status = 503, description = "Store or queue unavailable, or the job database full (storage_full)", body = ErrorResponse),
     ),
     security(("api_key" = []), ())
 )]
@@ -475,7 +475,8 @@ pub async fn submit(
     // In the book before it is queued: an answer cannot arrive for a job the book does not know. A job the book
     // already holds under this id is a retry through another instance (or after this one forgot the key):
     // answered with that job, not queued twice.
-    if !state.book.accept(&job_id, job.submitted_at_ms, Some(traceparent.clone())) {
+    let known = key.is_some() && state.job(&job_id).await.is_some();
+    if known || !state.book.accept(&job_id, job.submitted_at_ms, Some(traceparent.clone())) {
         let mut accepted = accepted;
         accepted.status = state.book.get(&job_id).map_or(Status::Queued, |j| j.status());
         reservation.complete(&accepted, request);
@@ -484,7 +485,10 @@ pub async fn submit(
     if let Err(e) = tracing::Instrument::instrument(state.queue.submit(&job, Some(&traceparent)), send).await {
         state.book.withdraw(&job_id);
         tracing::error!(job.id = %job_id, trace.id = %trace_id, error = %e, "cannot queue a job");
-        return Err(ApiError::unavailable("queue_unavailable", "the job queue is unavailable: try again shortly"));
+        return Err(match e {
+            jobs::QueueError::Full(why) => ApiError::unavailable("storage_full", format!("{why}: try again later")),
+            _ => ApiError::unavailable("queue_unavailable", "the job queue is unavailable: try again shortly"),
+        });
     }
     tracing::info!(job.id = %job_id, trace.id = %trace_id, model.sha256 = %stored.sha256, model.size = stored.size, format = format.as_str(), "job accepted");
     metrics::counter!(jobs::metric::GATEWAY_JOBS_ACCEPTED).increment(1);

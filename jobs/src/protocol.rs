@@ -204,13 +204,23 @@ pub struct JobResult {
     pub worker: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// When the job was submitted, in ms since the Unix epoch (so any reader of the result knows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_at_ms: Option<u64>,
     #[serde(flatten)]
     pub outcome: Outcome,
 }
 
 impl JobResult {
     pub fn new(job_id: &str, worker: &str, trace_id: Option<String>, outcome: Outcome) -> JobResult {
-        JobResult { v: VERSION, job_id: job_id.to_owned(), worker: worker.to_owned(), trace_id, outcome }
+        JobResult {
+            v: VERSION,
+            job_id: job_id.to_owned(),
+            worker: worker.to_owned(),
+            trace_id,
+            submitted_at_ms: None,
+            outcome,
+        }
     }
 
     /// The progress message a worker sends when it starts a job.

@@ -36,6 +36,9 @@ pub enum QueueError {
     /// The transport cannot be reached or refused the operation; trying again later may help.
     #[error("{system}: {message}")]
     Unavailable { system: &'static str, message: String },
+    /// The queue's storage has no room left; it takes jobs again once there is.
+    #[error("{0}")]
+    Full(String),
     #[error("cannot encode the message: {0}")]
     Encode(String),
 }
@@ -84,4 +87,9 @@ pub trait Submitter: Send + Sync + 'static {
     fn subscribe(&self) -> mpsc::Receiver<JobResult>;
     /// Whether jobs can be queued now (for readiness checks): the broker answers, the topics exist.
     fn ready(&self) -> impl Future<Output = Result<(), QueueError>> + Send;
+    /// What a durable transport knows of a job its subscribers may not have heard of (one accepted before this
+    /// process started): its final result, or its state. Transports that keep nothing answer `None`.
+    fn lookup(&self, _job_id: &str) -> impl Future<Output = Result<Option<JobResult>, QueueError>> + Send {
+        async { Ok(None) }
+    }
 }

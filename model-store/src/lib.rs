@@ -36,6 +36,15 @@ pub struct StoredModel {
     pub size: u64,
 }
 
+/// A model in the store's listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelEntry {
+    pub sha256: String,
+    pub size: u64,
+    /// When it was last written, in ms since the Unix epoch.
+    pub modified_ms: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct ModelStore {
     inner: Arc<dyn ObjectStore>,
@@ -130,6 +139,33 @@ impl ModelStore {
             return Err(StoreError::HashMismatch { key: key.to_owned(), expected: sha256.to_owned(), actual });
         }
         Ok(bytes)
+    }
+
+    /// Every stored model, with when it was last written.
+    pub async fn models(&self) -> Result<Vec<ModelEntry>, StoreError> {
+        use futures::TryStreamExt as _;
+        let prefix = Self::path("models");
+        let metas: Vec<object_store::ObjectMeta> =
+            self.inner.list(Some(&prefix)).try_collect().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| {
+                let sha256 = m.location.filename()?.to_owned();
+                (sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit())).then(|| ModelEntry {
+                    sha256,
+                    size: m.size,
+                    modified_ms: m.last_modified.timestamp_millis(),
+                })
+            })
+            .collect())
+    }
+
+    /// Deletes a model (retention); a model already gone is not an error.
+    pub async fn delete(&self, sha256: &str) -> Result<(), StoreError> {
+        match self.inner.delete(&Self::path(&format!("models/{sha256}"))).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(StoreError::Unavailable(e.to_string())),
+        }
     }
 
     /// Whether the store answers (for readiness checks).

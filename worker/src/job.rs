@@ -161,7 +161,10 @@ pub async fn process(ctx: &Context, job: &Job, traceparent: Option<&str>) -> Job
             Err(e) => fail(e.code(), e.to_string(), Some(rules.version.clone()), t),
         }
     };
-    let result = JobResult::new(&job.job_id, &ctx.name, jobs::trace::trace_id(traceparent), outcome);
+    let result = JobResult {
+        submitted_at_ms: Some(job.submitted_at_ms),
+        ..JobResult::new(&job.job_id, &ctx.name, jobs::trace::trace_id(traceparent), outcome)
+    };
     ctx.remember(&result);
     result
 }

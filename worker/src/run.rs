@@ -147,7 +147,10 @@ async fn handle_inner<Q: WorkerQueue>(queue: &Q, ctx: &Context, d: Delivery) {
                 span.record("trace.id", trace.as_str());
             }
             tracing::info!(model.sha256 = %job.model.sha256, "job started");
-            let running = JobResult::running(&job.job_id, &ctx.name, jobs::trace::trace_id(d.traceparent.as_deref()));
+            let running = JobResult {
+                submitted_at_ms: Some(job.submitted_at_ms),
+                ..JobResult::running(&job.job_id, &ctx.name, jobs::trace::trace_id(d.traceparent.as_deref()))
+            };
             queue.progress(&running, d.traceparent.as_deref()).await;
             process(ctx, &job, d.traceparent.as_deref()).await
         }

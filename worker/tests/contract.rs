@@ -136,6 +136,29 @@ async fn in_process_transport() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_durable_transport() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Arc::new(queue_sqlite::SqliteQueue::open(queue_sqlite::SqliteConfig::in_dir(dir.path())).unwrap());
+    let raw = q.clone();
+    let t = Transport {
+        worker: q.clone(),
+        submitter: q.clone(),
+        send_raw: Box::new(move |bytes, traceparent| {
+            let q = raw.clone();
+            Box::pin(async move { q.send_raw(bytes, traceparent.map(str::to_owned)).await.unwrap() })
+        }),
+    };
+    contract(t, Duration::from_secs(60)).await;
+    let dead = q.dead_letters().await;
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert!(dead.iter().any(|(_, r)| r.contains("missing field `key`")), "{dead:?}");
+    let counts = q.counts().await.unwrap();
+    assert_eq!((counts.queued, counts.running), (0, 0), "every delivery was settled");
+    // Every answer is in the file: a restart would tell them all again.
+    assert_eq!(q.lookup("ok-3").await.unwrap().map(|r| r.status()), Some(Status::Done));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_transport_on_the_mock_cluster() {
     let (_cluster, cfg) = mock_cluster("assay-workers");
     queue_kafka::ensure_topics(&cfg).await.expect("topics exist already, nothing to create");

@@ -1,0 +1,472 @@
+//! The embedded, durable transport of the job queue: every job, its state and its final result in one SQLite
+//! file under `assay serve`'s data directory, behind the `jobs` crate's traits. A job is in the file before the
+//! submitter returns (so before `202 Accepted`); a worker claims it; its final result is written once and never
+//! replaced; a restart works the unfinished jobs again, and [`Submitter::lookup`] answers for every retained job
+//! (the gateway's job book reads through to it), so polls, WebSockets and idempotent retries answer as they did
+//! before it.
+//!
+//! The claim's lease is the process: the database is opened with SQLite's exclusive locking mode, so one
+//! process at a time works its jobs, and whatever was `running` when a process died is queued again when the
+//! next one opens the file.
+
+mod retention;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jobs::protocol::{Job, JobResult, Outcome};
+use jobs::queue::{Delivery, QueueError, Submitter, WorkerQueue};
+use jobs::Fanout;
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
+use tokio::sync::{mpsc, Notify};
+
+pub use retention::{run_retention, sweep, Retention, Swept};
+
+/// The schema this build writes. A file with a higher `user_version` was written by a newer assay: refused.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The file's name under the data directory.
+pub const FILE_NAME: &str = "assay.db";
+
+/// The embedded queue's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteConfig {
+    /// The database file.
+    pub path: PathBuf,
+    /// Messages each subscriber may have unread before publishing waits for it (default 4,096).
+    pub subscriber_buffer: usize,
+    /// The most the file may grow to, in bytes; past it a submission is refused as `storage_full` (default: no
+    /// bound but the disk's).
+    pub max_bytes: Option<u64>,
+    /// Names of the jobs and results destinations, for spans (default: the protocol's topic names).
+    pub jobs: String,
+    pub results: String,
+}
+
+impl SqliteConfig {
+    /// The database in `data_dir` with the defaults.
+    pub fn in_dir(data_dir: &Path) -> SqliteConfig {
+        SqliteConfig {
+            path: data_dir.join(FILE_NAME),
+            subscriber_buffer: 4096,
+            max_bytes: None,
+            jobs: jobs::protocol::JOBS.into(),
+            results: jobs::protocol::RESULTS.into(),
+        }
+    }
+}
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{path} was written by a newer assay (schema version {found}; this one reads up to {SCHEMA_VERSION}): upgrade assay, or start with another --data directory")]
+    Newer { path: String, found: i64 },
+    #[error("{path} is not a readable assay database ({message}): it was left as it is; restore it from a backup, or move it away to start with an empty one")]
+    Corrupt { path: String, message: String },
+    #[error("{path} is in use by another process (another assay serve on the same --data directory?)")]
+    Locked { path: String },
+    #[error("cannot open {path}: {message}")]
+    Io { path: String, message: String },
+}
+
+/// Jobs in the database, by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub queued: u64,
+    pub running: u64,
+    pub finished: u64,
+}
+
+/// The durable queue: both sides of the in-process transport, on a SQLite file.
+#[derive(Debug)]
+pub struct SqliteQueue {
+    config: SqliteConfig,
+    conn: Arc<Mutex<Connection>>,
+    updates: Arc<Fanout<JobResult>>,
+    queued: Notify,
+    closed: AtomicBool,
+    /// The last write that failed for want of space or a writable file, until a write succeeds again.
+    write_error: Arc<Mutex<Option<String>>>,
+}
+
+fn sqlite_code(e: &rusqlite::Error) -> Option<ErrorCode> {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) => Some(f.code),
+        _ => None,
+    }
+}
+
+pub(crate) fn storage_error(e: &rusqlite::Error) -> QueueError {
+    match sqlite_code(e) {
+        Some(ErrorCode::DiskFull) => QueueError::Full(
+            "the job database is full: free disk space (or raise --max-db-mb); jobs already accepted are kept".into(),
+        ),
+        Some(
+            ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::SystemIoFailure | ErrorCode::PermissionDenied,
+        ) => QueueError::Unavailable { system: "sqlite", message: format!("the job database cannot be written: {e}") },
+        _ => QueueError::Unavailable { system: "sqlite", message: e.to_string() },
+    }
+}
+
+impl SqliteQueue {
+    /// Opens (or creates) the database: refuses a newer schema, an unreadable file or one another process holds,
+    /// and queues again every job that was running when the last process stopped.
+    pub fn open(config: SqliteConfig) -> Result<SqliteQueue, OpenError> {
+        let path = config.path.display().to_string();
+        let io = |e: rusqlite::Error| OpenError::Io { path: path.clone(), message: e.to_string() };
+        let classify = |e: rusqlite::Error| match sqlite_code(&e) {
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+                OpenError::Corrupt { path: path.clone(), message: e.to_string() }
+            }
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => OpenError::Locked { path: path.clone() },
+            _ => OpenError::Io { path: path.clone(), message: e.to_string() },
+        };
+        if let Some(dir) = config.path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| OpenError::Io { path: path.clone(), message: e.to_string() })?;
+        }
+        let conn = Connection::open(&config.path).map_err(io)?;
+        conn.busy_timeout(Duration::from_millis(200)).map_err(io)?;
+        // Reading the header and the schema first: a file that is no database says so here, before any write.
+        let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(classify)?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)).map_err(classify)?;
+        if found > SCHEMA_VERSION {
+            return Err(OpenError::Newer { path, found });
+        }
+        // One process at a time: the exclusive lock is taken by the first write below and held until close.
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE").map_err(classify)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(classify)?;
+        // WAL with NORMAL: a commit survives a crash of the process; a power cut may lose the last commits.
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(classify)?;
+        conn.execute_batch(
+            "BEGIN;
+             CREATE TABLE IF NOT EXISTS jobs (
+                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                 job_id TEXT,
+                 payload BLOB NOT NULL,
+                 traceparent TEXT,
+                 model_sha256 TEXT,
+                 state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'final', 'dead')),
+                 enqueued_at_ms INTEGER NOT NULL,
+                 attempts INTEGER NOT NULL DEFAULT 0,
+                 result TEXT,
+                 finished_at_ms INTEGER
+             );
+             CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_id ON jobs(job_id) WHERE job_id IS NOT NULL;
+             CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, seq);
+             CREATE INDEX IF NOT EXISTS jobs_by_model ON jobs(model_sha256);
+             CREATE TABLE IF NOT EXISTS dead_letters (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 payload BLOB NOT NULL,
+                 reason TEXT NOT NULL,
+                 at_ms INTEGER NOT NULL
+             );
+             COMMIT;",
+        )
+        .map_err(classify)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(classify)?;
+        if let Some(max) = config.max_bytes {
+            let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).map_err(io)?;
+            let pages = (max / u64::try_from(page.max(512)).unwrap_or(4096)).max(16);
+            conn.pragma_update(None, "max_page_count", pages as i64).map_err(io)?;
+        }
+        // The lease of every claim was the process that made it; that process is gone.
+        let requeued =
+            conn.execute("UPDATE jobs SET state = 'queued' WHERE state = 'running'", []).map_err(classify)?;
+        if requeued > 0 {
+            tracing::info!(jobs = requeued, "jobs that were running when assay last stopped are queued again");
+        }
+        Ok(SqliteQueue {
+            updates: Arc::new(Fanout::new(config.subscriber_buffer)),
+            config,
+            conn: Arc::new(Mutex::new(conn)),
+            queued: Notify::new(),
+            closed: AtomicBool::new(false),
+            write_error: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.config.path
+    }
+
+    /// Runs `f` on the connection off the async runtime's threads.
+    pub(crate) async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> rusqlite::Result<T> {
+        on(&self.conn, f).await
+    }
+
+    /// Runs a write, keeping note of a failure that means the file cannot take more (for readiness).
+    pub(crate) async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, QueueError> {
+        let outcome = self.with(f).await;
+        let mut last = self.write_error.lock().unwrap_or_else(|e| e.into_inner());
+        match outcome {
+            Ok(v) => {
+                *last = None;
+                Ok(v)
+            }
+            Err(e) => {
+                let err = storage_error(&e);
+                if matches!(err, QueueError::Full(_) | QueueError::Unavailable { .. }) {
+                    *last = Some(err.to_string());
+                }
+                tracing::error!(error = %e, "writing to the job database");
+                Err(err)
+            }
+        }
+    }
+
+    /// Queues raw bytes as a job message (tests use it to send what a broken client might).
+    pub async fn send_raw(&self, payload: Vec<u8>, traceparent: Option<String>) -> Result<(), QueueError> {
+        let job_id = serde_json::from_slice::<serde_json::Value>(&payload)
+            .ok()
+            .and_then(|v| v.get("job_id").and_then(|j| j.as_str()).map(str::to_owned))
+            .filter(|id| jobs::protocol::is_valid_job_id(id));
+        let now = jobs::now_ms() as i64;
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO jobs (job_id, payload, traceparent, state, enqueued_at_ms) VALUES (?1, ?2, ?3, 'queued', ?4)
+                 ON CONFLICT (job_id) WHERE job_id IS NOT NULL DO NOTHING",
+                params![job_id, payload, traceparent, now],
+            )
+        })
+        .await?;
+        self.queued.notify_waiters();
+        self.queued.notify_one();
+        Ok(())
+    }
+
+    /// Messages put on the dead-letter table, with their reasons.
+    pub async fn dead_letters(&self) -> Vec<(Vec<u8>, String)> {
+        self.with(|c| {
+            let mut s = c.prepare("SELECT payload, reason FROM dead_letters ORDER BY id")?;
+            let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// Jobs by state.
+    pub async fn counts(&self) -> Result<Counts, QueueError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT
+                    coalesce(sum(state = 'queued'), 0), coalesce(sum(state = 'running'), 0),
+                    coalesce(sum(state = 'final'), 0)
+                 FROM jobs",
+                [],
+                |r| Ok(Counts { queued: r.get(0)?, running: r.get(1)?, finished: r.get(2)? }),
+            )
+        })
+        .await
+        .map_err(|e| storage_error(&e))
+    }
+
+    /// Runs a retention sweep now (see [`sweep`]).
+    pub async fn sweep(&self, store: &model_store::ModelStore, retention: &Retention) -> Result<Swept, QueueError> {
+        retention::sweep(self, store, retention).await
+    }
+}
+
+impl WorkerQueue for SqliteQueue {
+    fn messaging_system(&self) -> &'static str {
+        "in_process"
+    }
+
+    fn destinations(&self) -> (&str, &str) {
+        (&self.config.jobs, &self.config.results)
+    }
+
+    fn consumer_group(&self) -> Option<&str> {
+        None
+    }
+
+    async fn next(&self) -> Result<Option<Delivery>, QueueError> {
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return Ok(None);
+            }
+            let woken = self.queued.notified();
+            let claimed = self
+                .write(|c| {
+                    c.query_row(
+                        "UPDATE jobs SET state = 'running', attempts = attempts + 1
+                         WHERE seq = (SELECT seq FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT 1)
+                         RETURNING seq, payload, traceparent, enqueued_at_ms",
+                        [],
+                        |r| {
+                            Ok(Delivery {
+                                seq: r.get::<_, i64>(0)? as u64,
+                                payload: r.get(1)?,
+                                traceparent: r.get(2)?,
+                                enqueued_at_ms: r.get::<_, Option<i64>>(3)?.map(|t| t as u64),
+                                position: None,
+                            })
+                        },
+                    )
+                    .optional()
+                })
+                .await?;
+            if let Some(d) = claimed {
+                return Ok(Some(d));
+            }
+            // Nothing queued: wait for a submission (or look again in a while, whatever happens).
+            let _ = tokio::time::timeout(Duration::from_secs(1), woken).await;
+        }
+    }
+
+    async fn publish(&self, result: &JobResult, _traceparent: Option<&str>) -> Result<(), QueueError> {
+        if !result.is_final() {
+            self.updates.send(result.clone()).await;
+            return Ok(());
+        }
+        let text = serde_json::to_string(result).map_err(|e| QueueError::Encode(e.to_string()))?;
+        let id = result.job_id.clone();
+        let now = jobs::now_ms() as i64;
+        // A final answer is written once: a second one (a job worked again after a crash) leaves the first, and
+        // the first is what everyone is told.
+        let stored: String = self
+            .write(move |c| {
+                let tx = c.transaction()?;
+                tx.execute(
+                    "INSERT INTO jobs (job_id, payload, state, enqueued_at_ms, result, finished_at_ms)
+                     VALUES (?1, x'', 'final', ?3, ?2, ?3)
+                     ON CONFLICT (job_id) WHERE job_id IS NOT NULL
+                     DO UPDATE SET state = 'final', result = excluded.result, finished_at_ms = excluded.finished_at_ms
+                     WHERE jobs.state != 'final'",
+                    params![id, text, now],
+                )?;
+                let stored = tx.query_row("SELECT result FROM jobs WHERE job_id = ?1", [&id], |r| r.get(0))?;
+                tx.commit()?;
+                Ok(stored)
+            })
+            .await?;
+        let first = serde_json::from_str::<JobResult>(&stored).unwrap_or_else(|_| result.clone());
+        self.updates.send(first).await;
+        Ok(())
+    }
+
+    async fn progress(&self, update: &JobResult, _traceparent: Option<&str>) {
+        self.updates.send(update.clone()).await;
+    }
+
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<(), QueueError> {
+        let (seq, payload, reason, now) =
+            (delivery.seq as i64, delivery.payload.clone(), reason.to_owned(), jobs::now_ms() as i64);
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO dead_letters (payload, reason, at_ms) VALUES (?1, ?2, ?3)",
+                params![payload, reason, now],
+            )?;
+            // The message is settled: a readable job id still gets its failed result, under that id.
+            tx.execute("UPDATE jobs SET state = 'dead', job_id = NULL WHERE seq = ?1", [seq])?;
+            tx.commit()
+        })
+        .await
+    }
+
+    fn done(&self, _delivery: &Delivery) {
+        // Nothing to do: the final result (or the dead letter) was written durably when it was published.
+    }
+
+    async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.queued.notify_waiters();
+        // Jobs still running go back to the queue for the next start.
+        let requeued = self.with(|c| c.execute("UPDATE jobs SET state = 'queued' WHERE state = 'running'", [])).await;
+        if let Some(n) = requeued.ok().filter(|n| *n > 0) {
+            tracing::info!(jobs = n, "unfinished jobs queued again for the next start");
+        }
+    }
+}
+
+impl Submitter for SqliteQueue {
+    fn messaging_system(&self) -> &'static str {
+        "in_process"
+    }
+
+    fn destination(&self) -> &str {
+        &self.config.jobs
+    }
+
+    async fn submit(&self, job: &Job, traceparent: Option<&str>) -> Result<(), QueueError> {
+        let payload = serde_json::to_vec(job).map_err(|e| QueueError::Encode(e.to_string()))?;
+        let (id, sha, tp, at) =
+            (job.job_id.clone(), job.model.sha256.clone(), traceparent.map(str::to_owned), job.submitted_at_ms as i64);
+        // Committed before this returns: the job survives a crash from here on.
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO jobs (job_id, payload, traceparent, model_sha256, state, enqueued_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5)
+                 ON CONFLICT (job_id) WHERE job_id IS NOT NULL DO NOTHING",
+                params![id, payload, tp, sha, at],
+            )
+        })
+        .await?;
+        self.queued.notify_one();
+        Ok(())
+    }
+
+    fn subscribe(&self) -> mpsc::Receiver<JobResult> {
+        self.updates.subscribe()
+    }
+
+    /// A job from before this process started: its final result as stored, else its state (`queued`, or
+    /// `running`), with when it was submitted.
+    async fn lookup(&self, job_id: &str) -> Result<Option<JobResult>, QueueError> {
+        let id = job_id.to_owned();
+        let row = self
+            .with(move |c| {
+                c.query_row("SELECT state, result, payload FROM jobs WHERE job_id = ?1", [&id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Vec<u8>>(2)?))
+                })
+                .optional()
+            })
+            .await
+            .map_err(|e| storage_error(&e))?;
+        Ok(row.and_then(|(state, result, payload)| match state.as_str() {
+            "final" => result.and_then(|t| serde_json::from_str::<JobResult>(&t).ok()),
+            "queued" | "running" => {
+                let outcome = if state == "running" { Outcome::Running } else { Outcome::Queued };
+                let submitted = jobs::protocol::decode_job(&payload).ok().map(|j| j.submitted_at_ms);
+                Some(JobResult { submitted_at_ms: submitted, ..JobResult::new(job_id, "", None, outcome) })
+            }
+            _ => None,
+        }))
+    }
+
+    async fn ready(&self) -> Result<(), QueueError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(QueueError::Closed);
+        }
+        if let Some(e) = self.write_error.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Err(QueueError::Unavailable { system: "sqlite", message: e });
+        }
+        self.with(|c| c.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)))
+            .await
+            .map(|_| ())
+            .map_err(|e| storage_error(&e))
+    }
+}
+
+/// Runs `f` on the connection off the async runtime's threads.
+async fn on<T: Send + 'static>(
+    conn: &Arc<Mutex<Connection>>,
+    f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+) -> rusqlite::Result<T> {
+    let conn = conn.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut c = conn.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut c)
+    })
+    .await
+    .unwrap_or_else(|e| Err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))
+}
