@@ -552,3 +552,47 @@ async fn a_request_the_workers_rules_cannot_price_fails_with_the_rules_code() {
     assert_eq!(failed["rules_version"], edited_version.as_str(), "names the rules that refused it");
     assert!(failed.get("quotes").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_job_database_answers_503_storage_full_and_is_not_ready() {
+    use tower::ServiceExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let store = model_store::ModelStore::from_url(&dir.path().join("store").display().to_string()).unwrap();
+    let config =
+        queue_sqlite::SqliteConfig { max_bytes: Some(96 << 10), ..queue_sqlite::SqliteConfig::in_dir(dir.path()) };
+    let queue = std::sync::Arc::new(queue_sqlite::SqliteQueue::open(config).unwrap());
+    let state = gateway::AppState::new(Config::default(), store, queue.clone(), rules());
+    let router = gateway::router(state);
+    let send = |r: Request<Body>| {
+        let router = router.clone();
+        async move {
+            let response = router.oneshot(r).await.unwrap();
+            let status = response.status();
+            let bytes = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+            (status, serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default())
+        }
+    };
+    let mut accepted = Vec::new();
+    let refused = loop {
+        // Long option values make each job a few kB, so the bound is reached after some dozens.
+        let alloys = ["18k-yellow"; 60].join(",");
+        let (status, body) = send(post(&format!("/v1/quotes?alloy={alloys}"), "model/stl", ring())).await;
+        if status != StatusCode::ACCEPTED {
+            break (status, body);
+        }
+        accepted.push(body["job_id"].as_str().unwrap().to_owned());
+        assert!(accepted.len() < 2000, "the bound was never reached");
+    };
+    assert_eq!(refused.0, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.1);
+    assert_eq!(refused.1["error"]["code"], "storage_full", "{}", refused.1);
+    assert!(refused.1["error"]["message"].as_str().unwrap().contains("full"));
+    let (status, ready) = send(Request::get("/readyz").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    assert!(ready["checks"]["queue"].as_str().unwrap().contains("full"), "{ready}");
+    // Everything accepted before is still there and still answers.
+    assert_eq!(queue.counts().await.unwrap().queued, accepted.len() as u64);
+    for id in [&accepted[0], accepted.last().unwrap()] {
+        let (status, job) = send(Request::get(format!("/v1/quotes/{id}")).body(Body::empty()).unwrap()).await;
+        assert_eq!((status, job["status"].as_str()), (StatusCode::OK, Some("queued")));
+    }
+}
