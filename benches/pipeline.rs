@@ -1,6 +1,7 @@
-//! The pipeline's speed: jobs per second and submit-to-result latency (p50, p99) through the in-process queue,
-//! librdkafka's mock cluster and (when installed) the tansu broker, with 1 and 2 workers, for a small and a large
-//! model, each repeated (the geometry cache answers) and as distinct models (every job parses).
+//! The pipeline's speed: jobs per second and submit-to-result latency (p50, p99) through the in-process queue, the
+//! embedded SQLite queue of `assay serve`, librdkafka's mock cluster and (when installed) the tansu broker, with 1 and 2
+//! workers, for a small and a large model, each repeated (the geometry cache answers) and as distinct models (every job
+//! parses).
 //!
 //! `cargo bench --bench pipeline` prints a Markdown table. Jobs are submitted in one burst; latency includes the
 //! wait in the queue. Workers here are run loops inside this process (each with its own cache, as separate
@@ -175,6 +176,30 @@ fn main() {
                 let qq = q.clone();
                 run_case(
                     "in-process",
+                    workers,
+                    case,
+                    &store,
+                    || {
+                        let q = qq.clone();
+                        async move { q }
+                    },
+                    &*q,
+                    |_| true,
+                    &mut rows,
+                )
+                .await;
+            }
+        }
+
+        // The embedded durable queue `assay serve` runs on: every job and result committed to a SQLite file.
+        let q = Arc::new(
+            queue_sqlite::SqliteQueue::open(queue_sqlite::SqliteConfig::in_dir(&dir.path().join("db"))).expect("db"),
+        );
+        for workers in [1, 2] {
+            for case in &cases {
+                let qq = q.clone();
+                run_case(
+                    "embedded (SQLite)",
                     workers,
                     case,
                     &store,

@@ -1,5 +1,5 @@
-//! The in-process queue: the embedded default, for `assay serve` and tests. Jobs wait in a channel; a worker that
-//! closes with jobs unfinished puts them back for the others.
+//! The in-process queue, in memory: for tests and benchmarks (`assay serve` runs on the durable `queue-sqlite`).
+//! Jobs wait in a channel; a worker that closes with jobs unfinished puts them back for the others.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,10 +1,10 @@
 //! The quote job contract, neutral of any transport: the job and result messages ([`protocol`]), the queue
-//! traits both transports implement ([`queue`]), the in-process transport ([`inproc`]), and the small mechanisms
+//! traits every transport implements ([`queue`]), the in-memory transport ([`inproc`]), and the small mechanisms
 //! every service shares (a bounded map, a retry with backoff, a fan-out with backpressure, trace context, the
 //! metric catalogue).
 //!
-//! `jobs` knows nothing of Kafka, HTTP or storage: the Kafka transport (`queue-kafka`) implements its traits, the
-//! gateway and the workers speak through them.
+//! `jobs` knows nothing of Kafka, HTTP or storage: the Kafka transport (`queue-kafka`) and the durable embedded
+//! one (`queue-sqlite`) implement its traits; the gateway and the workers speak through them.
 
 pub mod bounded;
 pub mod fanout;
