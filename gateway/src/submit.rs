@@ -206,7 +206,7 @@ fn too_large(limit: u64) -> ApiError {
 }
 
 fn human_bytes(n: u64) -> String {
-    if n >= 1 << 20 && n % (1 << 20) == 0 {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
         format!("{} MB ({n} bytes)", n >> 20)
     } else {
         format!("{n} bytes")

@@ -76,7 +76,7 @@ fn glb(parts: &[(&str, &Mesh, [f32; 4])]) -> Vec<u8> {
         "buffers": [{"byteLength": bin.len()}],
     });
     let mut json = serde_json::to_vec(&json).expect("JSON of plain values");
-    while json.len() % 4 != 0 {
+    while !json.len().is_multiple_of(4) {
         json.push(b' ');
     }
     while bin.len() % 4 != 0 {

@@ -5,9 +5,13 @@
 //! (the gateway's job book reads through to it), so polls, WebSockets and idempotent retries answer as they did
 //! before it.
 //!
-//! The claim's lease is the process: the database is opened with SQLite's exclusive locking mode, so one
-//! process at a time works its jobs, and whatever was `running` when a process died is queued again when the
-//! next one opens the file.
+//! The claim's lease is the process: the process holds an exclusive lock on `assay.db.lock` beside the file for
+//! as long as it runs, so one process at a time works its jobs, and whatever was `running` when a process died is
+//! queued again when the next one opens the file.
+//!
+//! Commits never wait for the disk: WAL with `synchronous=NORMAL` writes each commit to the log without an fsync,
+//! and a checkpointer thread of its own (a second connection) moves the log into the database every second, so
+//! the fsync a checkpoint needs never stalls a submission, a claim or a result.
 
 mod retention;
 
@@ -86,9 +90,53 @@ pub struct SqliteQueue {
     conn: Arc<Mutex<Connection>>,
     updates: Arc<Fanout<JobResult>>,
     queued: Notify,
-    closed: AtomicBool,
     /// The last write that failed for want of space or a writable file, until a write succeeds again.
     write_error: Arc<Mutex<Option<String>>>,
+    /// Held for as long as this queue lives: one process per database.
+    _lock: std::fs::File,
+    /// Stops the checkpointer when the queue is dropped.
+    _checkpointer: Checkpointer,
+}
+
+/// The thread that checkpoints the write-ahead log, off the path of every request.
+#[derive(Debug)]
+struct Checkpointer {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+impl Checkpointer {
+    fn start(path: PathBuf) -> Checkpointer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let spawned = std::thread::Builder::new().name("assay-db-checkpoint".into()).spawn(move || {
+            let conn = match Connection::open(&path) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "the job database's checkpointer cannot open it: the log will grow");
+                    return;
+                }
+            };
+            let _ = conn.busy_timeout(Duration::from_secs(1));
+            while !flag.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_secs(1));
+                // PASSIVE: copies what no reader needs, never blocks the writer; its fsync happens here.
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::debug!(error = %e, "checkpoint");
+                }
+            }
+            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the job database's checkpointer");
+        }
+        Checkpointer { stop }
+    }
 }
 
 fn sqlite_code(e: &rusqlite::Error) -> Option<ErrorCode> {
@@ -126,6 +174,21 @@ impl SqliteQueue {
         if let Some(dir) = config.path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| OpenError::Io { path: path.clone(), message: e.to_string() })?;
         }
+        // One process at a time: an exclusive lock on a file beside the database, released when the process ends
+        // however it ends.
+        let mut lock_path = config.path.clone().into_os_string();
+        lock_path.push(".lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| OpenError::Io { path: path.clone(), message: e.to_string() })?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(OpenError::Locked { path }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(OpenError::Io { path, message: e.to_string() }),
+        }
         let conn = Connection::open(&config.path).map_err(io)?;
         conn.busy_timeout(Duration::from_millis(200)).map_err(io)?;
         // Reading the header and the schema first: a file that is no database says so here, before any write.
@@ -134,11 +197,11 @@ impl SqliteQueue {
         if found > SCHEMA_VERSION {
             return Err(OpenError::Newer { path, found });
         }
-        // One process at a time: the exclusive lock is taken by the first write below and held until close.
-        conn.pragma_update(None, "locking_mode", "EXCLUSIVE").map_err(classify)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(classify)?;
         // WAL with NORMAL: a commit survives a crash of the process; a power cut may lose the last commits.
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(classify)?;
+        // Checkpoints run on the checkpointer's own connection, never inside a commit.
+        conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(classify)?;
         conn.execute_batch(
             "BEGIN;
              CREATE TABLE IF NOT EXISTS jobs (
@@ -179,10 +242,11 @@ impl SqliteQueue {
         }
         Ok(SqliteQueue {
             updates: Arc::new(Fanout::new(config.subscriber_buffer)),
+            _checkpointer: Checkpointer::start(config.path.clone()),
+            _lock: lock,
             config,
             conn: Arc::new(Mutex::new(conn)),
             queued: Notify::new(),
-            closed: AtomicBool::new(false),
             write_error: Arc::new(Mutex::new(None)),
         })
     }
@@ -290,9 +354,6 @@ impl WorkerQueue for SqliteQueue {
 
     async fn next(&self) -> Result<Option<Delivery>, QueueError> {
         loop {
-            if self.closed.load(Ordering::Acquire) {
-                return Ok(None);
-            }
             let woken = self.queued.notified();
             let claimed = self
                 .write(|c| {
@@ -378,9 +439,8 @@ impl WorkerQueue for SqliteQueue {
     }
 
     async fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        self.queued.notify_waiters();
-        // Jobs still running go back to the queue for the next start.
+        // Jobs still running go back to the queue, for another run loop or the next start (as the in-process
+        // queue does; the queue itself stays usable).
         let requeued = self.with(|c| c.execute("UPDATE jobs SET state = 'queued' WHERE state = 'running'", [])).await;
         if let Some(n) = requeued.ok().filter(|n| *n > 0) {
             tracing::info!(jobs = n, "unfinished jobs queued again for the next start");
@@ -444,9 +504,6 @@ impl Submitter for SqliteQueue {
     }
 
     async fn ready(&self) -> Result<(), QueueError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(QueueError::Closed);
-        }
         if let Some(e) = self.write_error.lock().unwrap_or_else(|e| e.into_inner()).clone() {
             return Err(QueueError::Unavailable { system: "sqlite", message: e });
         }
