@@ -90,12 +90,21 @@ pub struct SqliteQueue {
     conn: Arc<Mutex<Connection>>,
     updates: Arc<Fanout<JobResult>>,
     queued: Notify,
+    /// The jobs to hand out, in order, and those handed out and not yet settled. A claim needs no write: its lease
+    /// is the process, and every job not final when the process stops is queued again at the next open.
+    claims: Mutex<Claims>,
     /// The last write that failed for want of space or a writable file, until a write succeeds again.
     write_error: Arc<Mutex<Option<String>>>,
     /// Held for as long as this queue lives: one process per database.
     _lock: std::fs::File,
     /// Stops the checkpointer when the queue is dropped.
     _checkpointer: Checkpointer,
+}
+
+#[derive(Debug, Default)]
+struct Claims {
+    pending: std::collections::VecDeque<i64>,
+    in_flight: std::collections::HashSet<i64>,
 }
 
 /// The thread that checkpoints the write-ahead log, off the path of every request.
@@ -234,11 +243,16 @@ impl SqliteQueue {
             let pages = (max / u64::try_from(page.max(512)).unwrap_or(4096)).max(16);
             conn.pragma_update(None, "max_page_count", pages as i64).map_err(io)?;
         }
-        // The lease of every claim was the process that made it; that process is gone.
-        let requeued =
-            conn.execute("UPDATE jobs SET state = 'queued' WHERE state = 'running'", []).map_err(classify)?;
-        if requeued > 0 {
-            tracing::info!(jobs = requeued, "jobs that were running when assay last stopped are queued again");
+        // The lease of every claim was the process that made it; that process is gone. ('running' is written by
+        // no version today; a file that has it is queued again all the same.)
+        conn.execute("UPDATE jobs SET state = 'queued' WHERE state = 'running'", []).map_err(classify)?;
+        let pending: std::collections::VecDeque<i64> = {
+            let mut s = conn.prepare("SELECT seq FROM jobs WHERE state = 'queued' ORDER BY seq").map_err(classify)?;
+            let rows = s.query_map([], |r| r.get(0)).map_err(classify)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(classify)?
+        };
+        if !pending.is_empty() {
+            tracing::info!(jobs = pending.len(), "jobs not finished when assay last stopped are queued again");
         }
         Ok(SqliteQueue {
             updates: Arc::new(Fanout::new(config.subscriber_buffer)),
@@ -247,6 +261,7 @@ impl SqliteQueue {
             config,
             conn: Arc::new(Mutex::new(conn)),
             queued: Notify::new(),
+            claims: Mutex::new(Claims { pending, in_flight: Default::default() }),
             write_error: Arc::new(Mutex::new(None)),
         })
     }
@@ -293,17 +308,27 @@ impl SqliteQueue {
             .and_then(|v| v.get("job_id").and_then(|j| j.as_str()).map(str::to_owned))
             .filter(|id| jobs::protocol::is_valid_job_id(id));
         let now = jobs::now_ms() as i64;
-        self.write(move |c| {
-            c.execute(
-                "INSERT INTO jobs (job_id, payload, traceparent, state, enqueued_at_ms) VALUES (?1, ?2, ?3, 'queued', ?4)
-                 ON CONFLICT (job_id) WHERE job_id IS NOT NULL DO NOTHING",
-                params![job_id, payload, traceparent, now],
-            )
-        })
-        .await?;
-        self.queued.notify_waiters();
-        self.queued.notify_one();
+        let seq = self
+            .write(move |c| {
+                c.query_row(
+                    "INSERT INTO jobs (job_id, payload, traceparent, state, enqueued_at_ms) VALUES (?1, ?2, ?3, 'queued', ?4)
+                     ON CONFLICT (job_id) WHERE job_id IS NOT NULL DO NOTHING RETURNING seq",
+                    params![job_id, payload, traceparent, now],
+                    |r| r.get(0),
+                )
+                .optional()
+            })
+            .await?;
+        self.enqueue(seq);
         Ok(())
+    }
+
+    /// Hands a newly written job to the workers (none when the job id was already there).
+    fn enqueue(&self, seq: Option<i64>) {
+        if let Some(seq) = seq {
+            self.claims.lock().unwrap_or_else(|e| e.into_inner()).pending.push_back(seq);
+            self.queued.notify_one();
+        }
     }
 
     /// Messages put on the dead-letter table, with their reasons.
@@ -317,20 +342,18 @@ impl SqliteQueue {
         .unwrap_or_default()
     }
 
-    /// Jobs by state.
+    /// Jobs by state: waiting, handed to a worker, finished.
     pub async fn counts(&self) -> Result<Counts, QueueError> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT
-                    coalesce(sum(state = 'queued'), 0), coalesce(sum(state = 'running'), 0),
-                    coalesce(sum(state = 'final'), 0)
-                 FROM jobs",
-                [],
-                |r| Ok(Counts { queued: r.get(0)?, running: r.get(1)?, finished: r.get(2)? }),
-            )
-        })
-        .await
-        .map_err(|e| storage_error(&e))
+        let unfinished: u64 = self
+            .with(|c| c.query_row("SELECT count(*) FROM jobs WHERE state = 'queued'", [], |r| r.get(0)))
+            .await
+            .map_err(|e| storage_error(&e))?;
+        let finished: u64 = self
+            .with(|c| c.query_row("SELECT count(*) FROM jobs WHERE state = 'final'", [], |r| r.get(0)))
+            .await
+            .map_err(|e| storage_error(&e))?;
+        let running = self.claims.lock().unwrap_or_else(|e| e.into_inner()).in_flight.len() as u64;
+        Ok(Counts { queued: unfinished.saturating_sub(running), running, finished })
     }
 
     /// Runs a retention sweep now (see [`sweep`]).
@@ -355,31 +378,50 @@ impl WorkerQueue for SqliteQueue {
     async fn next(&self) -> Result<Option<Delivery>, QueueError> {
         loop {
             let woken = self.queued.notified();
-            let claimed = self
-                .write(|c| {
+            let seq = {
+                let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+                let seq = claims.pending.pop_front();
+                if let Some(seq) = seq {
+                    claims.in_flight.insert(seq);
+                }
+                seq
+            };
+            let Some(seq) = seq else {
+                // Nothing queued: wait for a submission (or look again in a while, whatever happens).
+                let _ = tokio::time::timeout(Duration::from_secs(1), woken).await;
+                continue;
+            };
+            let read = self
+                .with(move |c| {
                     c.query_row(
-                        "UPDATE jobs SET state = 'running', attempts = attempts + 1
-                         WHERE seq = (SELECT seq FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT 1)
-                         RETURNING seq, payload, traceparent, enqueued_at_ms",
-                        [],
+                        "SELECT payload, traceparent, enqueued_at_ms FROM jobs WHERE seq = ?1 AND state = 'queued'",
+                        [seq],
                         |r| {
                             Ok(Delivery {
-                                seq: r.get::<_, i64>(0)? as u64,
-                                payload: r.get(1)?,
-                                traceparent: r.get(2)?,
-                                enqueued_at_ms: r.get::<_, Option<i64>>(3)?.map(|t| t as u64),
+                                seq: seq as u64,
+                                payload: r.get(0)?,
+                                traceparent: r.get(1)?,
+                                enqueued_at_ms: r.get::<_, Option<i64>>(2)?.map(|t| t as u64),
                                 position: None,
                             })
                         },
                     )
                     .optional()
                 })
-                .await?;
-            if let Some(d) = claimed {
-                return Ok(Some(d));
+                .await;
+            match read {
+                Ok(Some(d)) => return Ok(Some(d)),
+                // Settled meanwhile (answered, or swept away): nothing to hand out.
+                Ok(None) => {
+                    self.claims.lock().unwrap_or_else(|e| e.into_inner()).in_flight.remove(&seq);
+                }
+                Err(e) => {
+                    let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+                    claims.in_flight.remove(&seq);
+                    claims.pending.push_front(seq);
+                    return Err(storage_error(&e));
+                }
             }
-            // Nothing queued: wait for a submission (or look again in a while, whatever happens).
-            let _ = tokio::time::timeout(Duration::from_secs(1), woken).await;
         }
     }
 
@@ -393,10 +435,11 @@ impl WorkerQueue for SqliteQueue {
         let now = jobs::now_ms() as i64;
         // A final answer is written once: a second one (a job worked again after a crash) leaves the first, and
         // the first is what everyone is told.
-        let stored: String = self
+        // `None` when this answer was written; the stored first answer when there was one already.
+        let earlier: Option<String> = self
             .write(move |c| {
                 let tx = c.transaction()?;
-                tx.execute(
+                let written = tx.execute(
                     "INSERT INTO jobs (job_id, payload, state, enqueued_at_ms, result, finished_at_ms)
                      VALUES (?1, x'', 'final', ?3, ?2, ?3)
                      ON CONFLICT (job_id) WHERE job_id IS NOT NULL
@@ -404,12 +447,19 @@ impl WorkerQueue for SqliteQueue {
                      WHERE jobs.state != 'final'",
                     params![id, text, now],
                 )?;
-                let stored = tx.query_row("SELECT result FROM jobs WHERE job_id = ?1", [&id], |r| r.get(0))?;
+                let earlier = if written == 0 {
+                    Some(tx.query_row("SELECT result FROM jobs WHERE job_id = ?1", [&id], |r| r.get(0))?)
+                } else {
+                    None
+                };
                 tx.commit()?;
-                Ok(stored)
+                Ok(earlier)
             })
             .await?;
-        let first = serde_json::from_str::<JobResult>(&stored).unwrap_or_else(|_| result.clone());
+        let first = match earlier.and_then(|t| serde_json::from_str::<JobResult>(&t).ok()) {
+            Some(first) => first,
+            None => result.clone(),
+        };
         self.updates.send(first).await;
         Ok(())
     }
@@ -434,17 +484,22 @@ impl WorkerQueue for SqliteQueue {
         .await
     }
 
-    fn done(&self, _delivery: &Delivery) {
-        // Nothing to do: the final result (or the dead letter) was written durably when it was published.
+    fn done(&self, delivery: &Delivery) {
+        // The final result (or the dead letter) was written durably when it was published: the claim ends.
+        self.claims.lock().unwrap_or_else(|e| e.into_inner()).in_flight.remove(&(delivery.seq as i64));
     }
 
     async fn close(&self) {
-        // Jobs still running go back to the queue, for another run loop or the next start (as the in-process
-        // queue does; the queue itself stays usable).
-        let requeued = self.with(|c| c.execute("UPDATE jobs SET state = 'queued' WHERE state = 'running'", [])).await;
-        if let Some(n) = requeued.ok().filter(|n| *n > 0) {
-            tracing::info!(jobs = n, "unfinished jobs queued again for the next start");
+        // Jobs still running go back to the queue, for another run loop (as the in-process queue does; the queue
+        // itself stays usable); in the file they are queued all along, for the next start.
+        let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+        let mut unfinished: Vec<i64> = claims.in_flight.drain().collect();
+        unfinished.sort_unstable();
+        for seq in unfinished.into_iter().rev() {
+            claims.pending.push_front(seq);
         }
+        drop(claims);
+        self.queued.notify_one();
     }
 }
 
@@ -462,16 +517,19 @@ impl Submitter for SqliteQueue {
         let (id, sha, tp, at) =
             (job.job_id.clone(), job.model.sha256.clone(), traceparent.map(str::to_owned), job.submitted_at_ms as i64);
         // Committed before this returns: the job survives a crash from here on.
-        self.write(move |c| {
-            c.execute(
-                "INSERT INTO jobs (job_id, payload, traceparent, model_sha256, state, enqueued_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5)
-                 ON CONFLICT (job_id) WHERE job_id IS NOT NULL DO NOTHING",
-                params![id, payload, tp, sha, at],
-            )
-        })
-        .await?;
-        self.queued.notify_one();
+        let seq = self
+            .write(move |c| {
+                c.query_row(
+                    "INSERT INTO jobs (job_id, payload, traceparent, model_sha256, state, enqueued_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, 'queued', ?5)
+                     ON CONFLICT (job_id) WHERE job_id IS NOT NULL DO NOTHING RETURNING seq",
+                    params![id, payload, tp, sha, at],
+                    |r| r.get(0),
+                )
+                .optional()
+            })
+            .await?;
+        self.enqueue(seq);
         Ok(())
     }
 
@@ -485,17 +543,23 @@ impl Submitter for SqliteQueue {
         let id = job_id.to_owned();
         let row = self
             .with(move |c| {
-                c.query_row("SELECT state, result, payload FROM jobs WHERE job_id = ?1", [&id], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Vec<u8>>(2)?))
+                c.query_row("SELECT seq, state, result, payload FROM jobs WHERE job_id = ?1", [&id], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
+                    ))
                 })
                 .optional()
             })
             .await
             .map_err(|e| storage_error(&e))?;
-        Ok(row.and_then(|(state, result, payload)| match state.as_str() {
+        Ok(row.and_then(|(seq, state, result, payload)| match state.as_str() {
             "final" => result.and_then(|t| serde_json::from_str::<JobResult>(&t).ok()),
             "queued" | "running" => {
-                let outcome = if state == "running" { Outcome::Running } else { Outcome::Queued };
+                let claimed = self.claims.lock().unwrap_or_else(|e| e.into_inner()).in_flight.contains(&seq);
+                let outcome = if claimed { Outcome::Running } else { Outcome::Queued };
                 let submitted = jobs::protocol::decode_job(&payload).ok().map(|j| j.submitted_at_ms);
                 Some(JobResult { submitted_at_ms: submitted, ..JobResult::new(job_id, "", None, outcome) })
             }
