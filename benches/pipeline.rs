@@ -86,6 +86,26 @@ async fn measure<S: Submitter>(submitter: &S, case: &Case, tag: &str) -> Option<
     Some((case.jobs as f64 / elapsed, latencies))
 }
 
+/// Every case with 1 and 2 workers on a transport that lives in this process (both of its sides are one value).
+async fn local_rows<Q: WorkerQueue + Submitter>(
+    transport: &str,
+    q: Arc<Q>,
+    cases: &[Case],
+    store: &model_store::ModelStore,
+    rows: &mut Vec<Row>,
+) {
+    for workers in [1, 2] {
+        for case in cases {
+            let qq = q.clone();
+            let connect = || {
+                let q = qq.clone();
+                async move { q }
+            };
+            run_case(transport, workers, case, store, connect, &*q, |_| true, rows).await;
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments, reason = "a benchmark driver: each argument is one axis of the table")]
 async fn run_case<Q: WorkerQueue, S: Submitter, F: Future<Output = Arc<Q>>>(
     transport: &str,
@@ -170,50 +190,11 @@ fn main() {
         ];
         let mut rows = Vec::new();
 
-        let q = Arc::new(InProcessQueue::default());
-        for workers in [1, 2] {
-            for case in &cases {
-                let qq = q.clone();
-                run_case(
-                    "in-process",
-                    workers,
-                    case,
-                    &store,
-                    || {
-                        let q = qq.clone();
-                        async move { q }
-                    },
-                    &*q,
-                    |_| true,
-                    &mut rows,
-                )
-                .await;
-            }
-        }
-
+        local_rows("in-process", Arc::new(InProcessQueue::default()), &cases, &store, &mut rows).await;
         // The embedded durable queue `assay serve` runs on: every job and result committed to a SQLite file.
-        let q = Arc::new(
-            queue_sqlite::SqliteQueue::open(queue_sqlite::SqliteConfig::in_dir(&dir.path().join("db"))).expect("db"),
-        );
-        for workers in [1, 2] {
-            for case in &cases {
-                let qq = q.clone();
-                run_case(
-                    "embedded (SQLite)",
-                    workers,
-                    case,
-                    &store,
-                    || {
-                        let q = qq.clone();
-                        async move { q }
-                    },
-                    &*q,
-                    |_| true,
-                    &mut rows,
-                )
-                .await;
-            }
-        }
+        let db = queue_sqlite::SqliteConfig::in_dir(&dir.path().join("db"));
+        let q = Arc::new(queue_sqlite::SqliteQueue::open(db).expect("db"));
+        local_rows("embedded (SQLite)", q, &cases, &store, &mut rows).await;
 
         let cluster = MockCluster::new(1).expect("mock cluster");
         let brokers: Vec<(&str, String)> = {
