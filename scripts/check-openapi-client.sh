@@ -3,13 +3,25 @@
 # shop would use (openapi-typescript, npm), and type-checks scripts/openapi-client/client.ts against it with
 # TypeScript's compiler in strict mode: a quote's total must be a string, the geometry's volume a number, and a
 # job's fields must follow its status. The npm packages go to ~/.cache/assay-tools/openapi-client (installed
-# when missing; versions pinned in package.json). Pass the assay binary as $1 [default: cargo's debug build].
+# when missing; versions pinned in package.json), Node.js, npm and curl from Debian when they are missing. Pass
+# the assay binary as $1 [default: cargo's debug build].
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"
 bin="${1:-${CARGO_TARGET_DIR:-$repo/target}/debug/assay}"
 [ -x "$bin" ] || { echo "no assay binary at $bin: build it with cargo build" >&2; exit 1; }
-command -v npm >/dev/null || { echo "npm is not installed: install Node.js and npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+# Node.js, npm and curl from Debian when missing (the machine image usually has them).
+need=()
+command -v npm >/dev/null || need+=(nodejs npm)
+command -v curl >/dev/null || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  command -v apt-get >/dev/null || { echo "${need[*]} missing and apt-get is not available: install them by hand" >&2; exit 1; }
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  echo "installing ${need[*]} (apt-get)"
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
 tools="$HOME/.cache/assay-tools/openapi-client"
 mkdir -p "$tools"
 cp "$here/openapi-client/package.json" "$here/openapi-client/client.ts" "$here/openapi-client/tsconfig.json" "$tools/"

@@ -344,12 +344,14 @@ impl SqliteQueue {
 
     /// Jobs by state: waiting, handed to a worker, finished.
     pub async fn counts(&self) -> Result<Counts, QueueError> {
-        let unfinished: u64 = self
-            .with(|c| c.query_row("SELECT count(*) FROM jobs WHERE state = 'queued'", [], |r| r.get(0)))
-            .await
-            .map_err(|e| storage_error(&e))?;
-        let finished: u64 = self
-            .with(|c| c.query_row("SELECT count(*) FROM jobs WHERE state = 'final'", [], |r| r.get(0)))
+        let (unfinished, finished): (u64, u64) = self
+            .with(|c| {
+                c.query_row(
+                    "SELECT coalesce(sum(state = 'queued'), 0), coalesce(sum(state = 'final'), 0) FROM jobs",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+            })
             .await
             .map_err(|e| storage_error(&e))?;
         let running = self.claims.lock().unwrap_or_else(|e| e.into_inner()).in_flight.len() as u64;

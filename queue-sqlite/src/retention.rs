@@ -66,8 +66,19 @@ pub async fn sweep(queue: &SqliteQueue, store: &ModelStore, retention: &Retentio
     let grace_ms = i64::try_from(retention.model_grace.as_millis()).unwrap_or(i64::MAX);
     let models =
         store.models().await.map_err(|e| QueueError::Unavailable { system: "store", message: e.to_string() })?;
+    // One read for the models in use; each candidate is checked again right before it goes (a job may have
+    // been written for it meanwhile).
+    let in_use: std::collections::HashSet<String> = queue
+        .with(|c| {
+            let mut s = c.prepare("SELECT DISTINCT model_sha256 FROM jobs WHERE model_sha256 IS NOT NULL")?;
+            let rows = s.query_map([], |r| r.get(0))?;
+            rows.collect()
+        })
+        .await
+        .map_err(|e| crate::storage_error(&e))?;
     let mut deleted = 0;
-    for m in models.into_iter().filter(|m| m.modified_ms < now - grace_ms) {
+    let candidates = models.into_iter().filter(|m| m.modified_ms < now - grace_ms && !in_use.contains(&m.sha256));
+    for m in candidates {
         let sha = m.sha256.clone();
         let referenced = queue
             .with(move |c| {
