@@ -69,8 +69,10 @@ fn write_table(out: &mut impl Write, path: &Path, result: &Result<models::Report
     let units = r.units.map_or("mm", |u| u.as_str());
     writeln!(out, "{}  ({format}, read as {units})", path.display())?;
     let s = r.bbox_mm.size;
-    let rows: [(&str, String); 12] = [
-        ("volume", format!("{:.3} mm³", r.volume_mm3)),
+    let rows: [(&str, String); 14] = [
+        ("solid volume", format!("{:.3} mm³", r.solid_volume_mm3)),
+        ("needs review", if r.needs_review { "YES".into() } else { "no".into() }),
+        ("volume (raw sum)", format!("{:.3} mm³", r.volume_mm3)),
         ("area", format!("{:.3} mm²", r.area_mm2)),
         ("bounding box", format!("{:.3} × {:.3} × {:.3} mm", s[0], s[1], s[2])),
         ("triangles", r.triangles.to_string()),
@@ -91,13 +93,34 @@ fn write_table(out: &mut impl Write, path: &Path, result: &Result<models::Report
         for m in &r.materials {
             writeln!(
                 out,
-                "    {:<24} {:>12.3} mm³ {:>12.3} mm² {:>9} triangles {:>5} shells",
-                m.name, m.volume_mm3, m.area_mm2, m.triangles, m.shells
+                "    {:<24} {:>12.3} mm³ solid {:>12.3} mm² {:>9} triangles {:>5} shells",
+                m.name, m.solid_volume_mm3, m.area_mm2, m.triangles, m.shells
             )?;
         }
     }
+    let p = &r.repairs;
+    let repairs: Vec<String> = [
+        (p.vertices_welded, "vertices welded"),
+        (p.degenerate_triangles_dropped, "degenerate triangles dropped"),
+        (p.duplicate_triangles_dropped, "duplicate triangles dropped"),
+        (p.reversed_pairs_dropped, "reversed pairs dropped"),
+        (p.triangles_reoriented, "triangles reoriented"),
+        (p.holes_filled, "holes filled"),
+        (p.shells_turned_outward, "shells turned outward"),
+        (p.cavities, "cavities"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    if !repairs.is_empty() {
+        writeln!(out, "  repairs              {}", repairs.join(", "))?;
+    }
     for w in &r.warnings {
         writeln!(out, "  warning [{}]: {}", w.code, w.message)?;
+    }
+    for w in &r.review {
+        writeln!(out, "  review [{}]: {}", w.code, w.message)?;
     }
     Ok(())
 }

@@ -93,6 +93,9 @@ fn write_csv<W: std::io::Write>(
         "error_message",
         "format",
         "volume_mm3",
+        "solid_volume_mm3",
+        "metal_volume_mm3",
+        "needs_review",
         "area_mm2",
         "watertight",
         "triangles",
@@ -114,6 +117,9 @@ fn write_csv<W: std::io::Write>(
                     String::new(),
                     g.format.map(|f| f.as_str().to_owned()).unwrap_or_default(),
                     format!("{:.3}", g.volume_mm3),
+                    format!("{:.3}", g.solid_volume_mm3),
+                    format!("{:.3}", q.metal_volume_mm3),
+                    g.needs_review.to_string(),
                     format!("{:.3}", g.area_mm2),
                     g.watertight.to_string(),
                     g.triangles.to_string(),
@@ -125,7 +131,7 @@ fn write_csv<W: std::io::Write>(
             }
             Err(f) => {
                 let mut v = vec![file, "failed".into(), f.code.into(), f.message.clone()];
-                v.extend(std::iter::repeat_n(String::new(), 6 + alloys.len()));
+                v.extend(std::iter::repeat_n(String::new(), 9 + alloys.len()));
                 v.push(String::new());
                 v
             }
@@ -140,7 +146,7 @@ fn write_json(path: &Path, rows: &[Row], rules: &pricing_rules::RuleSet) -> anyh
     let models: Vec<Value> = rows
         .iter()
         .map(|r| match &r.result {
-            Ok((g, q)) => json!({ "file": display(&r.file), "geometry": g, "detected_stones": q.detected_stones, "quotes": q.quotes, "warnings": q.warnings }),
+            Ok((g, q)) => json!({ "file": display(&r.file), "geometry": g, "detected_stones": q.detected_stones, "metal_volume_mm3": q.metal_volume_mm3, "needs_review": q.needs_review, "quotes": q.quotes, "warnings": q.warnings }),
             Err(f) => json!({ "file": display(&r.file), "error": { "code": f.code, "message": f.message } }),
         })
         .collect();

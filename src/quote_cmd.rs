@@ -51,6 +51,8 @@ pub(crate) fn run(args: &QuoteArgs) -> anyhow::Result<ExitCode> {
             "quantity": quotes.quantity,
             "geometry": report,
             "detected_stones": quotes.detected_stones,
+            "metal_volume_mm3": quotes.metal_volume_mm3,
+            "needs_review": quotes.needs_review,
             "quotes": quotes.quotes,
             "warnings": quotes.warnings,
         });
@@ -60,11 +62,12 @@ pub(crate) fn run(args: &QuoteArgs) -> anyhow::Result<ExitCode> {
     }
     writeln!(
         out,
-        "{}: {:.3} mm³, {:.3} mm², {}",
+        "{}: {:.3} mm³ solid ({:.3} mm³ metal), {:.3} mm², {}",
         args.file.display(),
-        report.volume_mm3,
+        report.solid_volume_mm3,
+        quotes.metal_volume_mm3,
         report.area_mm2,
-        if report.watertight { "watertight" } else { "NOT watertight" }
+        if report.needs_review { "NEEDS REVIEW" } else { "solid" }
     )?;
     writeln!(
         out,

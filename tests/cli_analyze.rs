@@ -34,6 +34,7 @@ fn json_has_the_documented_fields_in_order() {
             "format",
             "units",
             "volume_mm3",
+            "solid_volume_mm3",
             "area_mm2",
             "bbox_mm",
             "triangles",
@@ -45,7 +46,10 @@ fn json_has_the_documented_fields_in_order() {
             "degenerate_triangles",
             "inverted_shells",
             "watertight",
-            "warnings"
+            "warnings",
+            "repairs",
+            "needs_review",
+            "review"
         ]
     );
     assert_eq!(v["format"], "stl_binary");

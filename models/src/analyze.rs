@@ -7,6 +7,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::mesh::{Format, Mesh};
+use crate::solid::{solid, CleanShells, Repairs};
 use crate::units::{implausible_size_hint, Units};
 
 /// Triangles or vertices handled by one task. Fixed, so that floating-point sums are added in the same order
@@ -45,6 +46,9 @@ pub struct MaterialReport {
     /// Shells whose first triangle carries this material: for a gem material, the number of stones.
     pub shells: u64,
     pub volume_mm3: f64,
+    /// The volume of this material's solid: its shells repaired and unioned (see [`Report::solid_volume_mm3`]).
+    #[serde(default)]
+    pub solid_volume_mm3: f64,
     pub area_mm2: f64,
 }
 
@@ -57,6 +61,11 @@ pub struct Report {
     /// Signed volume: the sum of the tetrahedra from the origin to every triangle. Negative when the mesh is
     /// inside out; meaningful only when the mesh is watertight and consistently wound.
     pub volume_mm3: f64,
+    /// The volume of the solid the file describes: shells repaired (see `repairs`), inward shells turned
+    /// outward unless they are cavities inside another shell, overlapping shells unioned so that an overlap
+    /// counts once. The volume to price.
+    #[serde(default)]
+    pub solid_volume_mm3: f64,
     pub area_mm2: f64,
     pub bbox_mm: BBox,
     pub triangles: u64,
@@ -79,6 +88,14 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub materials: Vec<MaterialReport>,
     pub warnings: Vec<Warning>,
+    /// What was repaired before the solid volume was measured, and what is left.
+    #[serde(default)]
+    pub repairs: Repairs,
+    /// The solid volume cannot be trusted even after repair; `review` says why. Route such a model to a person.
+    #[serde(default)]
+    pub needs_review: bool,
+    #[serde(default)]
+    pub review: Vec<Warning>,
 }
 
 /// Measures a mesh. The result does not depend on the number of threads rayon uses.
@@ -170,11 +187,21 @@ pub fn analyze(mesh: &Mesh) -> Report {
 
     let bbox = bounding_box(pos, tris);
     let watertight = !tris.is_empty() && topo.boundary == 0 && topo.non_manifold == 0;
+    let clean = watertight && topo.inconsistent == 0;
+    let solid = solid(
+        pos,
+        tris,
+        &mesh.triangle_materials,
+        n_mat,
+        area,
+        clean.then_some(CleanShells { shell_of: &topo.shell_of, volume: &shell_volume, roots: &topo.shell_roots }),
+    );
 
     let mut report = Report {
         format: mesh.format,
         units: mesh.units,
         volume_mm3: volume,
+        solid_volume_mm3: solid.volume,
         area_mm2: area,
         bbox_mm: bbox,
         triangles: tris.len() as u64,
@@ -191,17 +218,30 @@ pub fn analyze(mesh: &Mesh) -> Report {
             .iter()
             .zip(materials)
             .zip(material_shells)
-            .map(|((name, (triangles, volume_mm3, area_mm2)), shells)| MaterialReport {
+            .zip(&solid.material_volumes)
+            .map(|(((name, (triangles, volume_mm3, area_mm2)), shells), &solid_volume_mm3)| MaterialReport {
                 name: name.clone(),
                 triangles,
                 shells,
                 volume_mm3,
+                solid_volume_mm3,
                 area_mm2,
             })
             .collect(),
         warnings: mesh.warnings.clone(),
+        repairs: solid.repairs,
+        needs_review: false,
+        review: solid.review,
     };
     add_warnings(&mut report, closed_shells);
+    if tris.is_empty() {
+        report.review.push(Warning::new("empty", "the model has no triangles"));
+    }
+    if let Some(w) = report.warnings.iter().find(|w| w.code == "implausible_size") {
+        let w = w.clone();
+        report.review.push(w);
+    }
+    report.needs_review = !report.review.is_empty();
     report
 }
 
@@ -430,22 +470,22 @@ fn chunked<T: Send>(n: usize, f: impl Fn(Range<usize>) -> T + Sync + Send) -> Ve
 }
 
 #[inline]
-fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+pub(crate) fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
 }
 
 #[inline]
-fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+pub(crate) fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 
 #[inline]
-fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+pub(crate) fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
 }
 
 #[inline]
-fn norm(a: [f64; 3]) -> f64 {
+pub(crate) fn norm(a: [f64; 3]) -> f64 {
     dot(a, a).sqrt()
 }
 

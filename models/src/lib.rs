@@ -16,6 +16,7 @@ mod analyze;
 mod error;
 mod gltf_mesh;
 mod mesh;
+mod solid;
 mod stl;
 pub mod synth;
 mod units;
@@ -24,6 +25,7 @@ mod weld;
 pub use analyze::{analyze, BBox, MaterialReport, Report, Warning};
 pub use error::ModelError;
 pub use mesh::{Format, Mesh};
+pub use solid::{Repairs, MAX_HOLE_EDGES};
 pub use stl::{to_ascii_stl, to_binary_stl};
 pub use units::{Units, UnknownUnits, PLAUSIBLE_MM};
 

@@ -60,3 +60,116 @@ pub fn ring_band_volume(inner: f64, outer: f64, width: f64) -> f64 {
     let centre = (inner + outer) / 2.0;
     TAU * centre * std::f64::consts::PI * ((outer - inner) / 2.0) * (width / 2.0)
 }
+
+/// A closed octahedron of "radius" `r` (centre to corner) around `c`, wound outwards.
+pub fn octahedron(c: [f64; 3], r: f64) -> Mesh {
+    let mut positions = Vec::new();
+    for axis in 0..3 {
+        for sign in [1.0, -1.0] {
+            let mut p = c;
+            p[axis] += sign * r;
+            positions.push(p);
+        }
+    }
+    // Corners: 0 +x, 1 -x, 2 +y, 3 -y, 4 +z, 5 -z.
+    let mut triangles = Vec::new();
+    for (sx, sy, sz) in
+        [(1, 1, 1), (1, 1, -1), (1, -1, 1), (1, -1, -1), (-1, 1, 1), (-1, 1, -1), (-1, -1, 1), (-1, -1, -1)]
+    {
+        let x = if sx > 0 { 0 } else { 1 };
+        let y = if sy > 0 { 2 } else { 3 };
+        let z = if sz > 0 { 4 } else { 5 };
+        // [+x, +y, +z] faces outwards; each negative axis mirrors the face, which flips its winding.
+        triangles.push(if sx * sy * sz > 0 { [x, y, z] } else { [x, z, y] });
+    }
+    Mesh { positions, triangles, ..Mesh::default() }
+}
+
+fn push_f32s(bin: &mut Vec<u8>, values: impl Iterator<Item = f64>) {
+    for v in values {
+        bin.extend_from_slice(&(v as f32).to_le_bytes());
+    }
+}
+
+/// One mesh of a GLB written by [`glb`]: its name (also its material's), colour, and the nodes that place it.
+#[derive(Debug, Clone)]
+pub struct GlbPart<'a> {
+    pub name: &'a str,
+    pub mesh: &'a Mesh,
+    pub colour: [f32; 4],
+    /// Column-major 4×4 matrices in metres, one node each; empty for one node without a transform.
+    pub instances: Vec<[f64; 16]>,
+}
+
+impl<'a> GlbPart<'a> {
+    pub fn new(name: &'a str, mesh: &'a Mesh, colour: [f32; 4]) -> Self {
+        GlbPart { name, mesh, colour, instances: Vec::new() }
+    }
+}
+
+/// A GLB of `parts` (positions in millimetres, written in metres as glTF wants): float positions, `u32` indices,
+/// one material per part named like it. For samples and tests.
+pub fn glb(parts: &[GlbPart<'_>]) -> Vec<u8> {
+    let mut bin = Vec::new();
+    let (mut views, mut accessors, mut meshes, mut nodes, mut materials) = (vec![], vec![], vec![], vec![], vec![]);
+    for (i, GlbPart { name, mesh, colour, instances }) in parts.iter().enumerate() {
+        let metres: Vec<[f64; 3]> = mesh.positions.iter().map(|p| p.map(|v| v / 1000.0)).collect();
+        let (mut min, mut max) = ([f32::MAX; 3], [f32::MIN; 3]);
+        for p in &metres {
+            for k in 0..3 {
+                min[k] = min[k].min(p[k] as f32);
+                max[k] = max[k].max(p[k] as f32);
+            }
+        }
+        let start = bin.len();
+        push_f32s(&mut bin, metres.iter().flatten().copied());
+        views.push(
+            serde_json::json!({"buffer": 0, "byteOffset": start, "byteLength": bin.len() - start, "target": 34962}),
+        );
+        accessors.push(serde_json::json!({"bufferView": 2 * i, "componentType": 5126, "count": metres.len(), "type": "VEC3", "min": min, "max": max}));
+        let start = bin.len();
+        for t in &mesh.triangles {
+            for v in t {
+                bin.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        views.push(
+            serde_json::json!({"buffer": 0, "byteOffset": start, "byteLength": bin.len() - start, "target": 34963}),
+        );
+        accessors.push(serde_json::json!({"bufferView": 2 * i + 1, "componentType": 5125, "count": mesh.triangles.len() * 3, "type": "SCALAR"}));
+        meshes.push(serde_json::json!({"name": name, "primitives": [{"attributes": {"POSITION": 2 * i}, "indices": 2 * i + 1, "material": i}]}));
+        if instances.is_empty() {
+            nodes.push(serde_json::json!({"name": name, "mesh": i}));
+        }
+        for m in instances {
+            nodes.push(serde_json::json!({"name": name, "mesh": i, "matrix": m}));
+        }
+        materials.push(serde_json::json!({"name": name, "pbrMetallicRoughness": {"baseColorFactor": colour, "metallicFactor": 1.0, "roughnessFactor": 0.2}}));
+    }
+    let json = serde_json::json!({
+        "asset": {"version": "2.0", "generator": "assay models/examples/gen_sample_glb.rs"},
+        "scene": 0,
+        "scenes": [{"nodes": (0..nodes.len()).collect::<Vec<_>>()}],
+        "nodes": nodes, "meshes": meshes, "materials": materials, "accessors": accessors, "bufferViews": views,
+        "buffers": [{"byteLength": bin.len()}],
+    });
+    let mut json = serde_json::to_vec(&json).expect("JSON of plain values");
+    while !json.len().is_multiple_of(4) {
+        json.push(b' ');
+    }
+    while bin.len() % 4 != 0 {
+        bin.push(0);
+    }
+    let total = 12 + 8 + json.len() + 8 + bin.len();
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(b"glTF");
+    out.extend_from_slice(&2u32.to_le_bytes());
+    out.extend_from_slice(&(total as u32).to_le_bytes());
+    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"JSON");
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&(bin.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"BIN\0");
+    out.extend_from_slice(&bin);
+    out
+}

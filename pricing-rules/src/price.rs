@@ -93,7 +93,15 @@ pub struct Quotes {
     pub quantity: u32,
     /// Stones found in the model by material name, per piece.
     pub detected_stones: Vec<DetectedStone>,
+    /// The metal priced, per piece: the model's solid volume less the stones' (a stone sunk into its seat
+    /// displaces metal).
+    #[serde(default)]
+    pub metal_volume_mm3: f64,
     pub quotes: Vec<Quote>,
+    /// The geometry's volume cannot be trusted even after repair (the report's `review` says why): route the
+    /// order to a person rather than quote it blind.
+    #[serde(default)]
+    pub needs_review: bool,
     /// What makes these prices less certain than they look (an open mesh, say).
     pub warnings: Vec<String>,
 }
@@ -104,6 +112,7 @@ pub struct DetectedStone {
     pub kind: String,
     pub material: String,
     pub count: u64,
+    /// The stones' solid volume (their shells repaired and unioned).
     pub volume_mm3: f64,
     /// Estimated from the volume and the stone's density (1 ct = 0.2 g).
     pub carats: Decimal,
@@ -196,35 +205,34 @@ impl RuleSet {
             let name = m.name.to_lowercase();
             let kind = self.stones.iter().find(|(_, s)| s.material_patterns.iter().any(|p| name.contains(p.as_str())));
             if let Some((id, stone)) = kind {
-                gem_volume += m.volume_mm3;
+                gem_volume += m.solid_volume_mm3;
                 gem_area += m.area_mm2;
-                let grams = dec(m.volume_mm3.abs(), 3) / Decimal::ONE_THOUSAND * stone.density_g_cm3;
+                let grams = dec(m.solid_volume_mm3, 3) / Decimal::ONE_THOUSAND * stone.density_g_cm3;
                 detected.push(DetectedStone {
                     kind: id.clone(),
                     material: m.name.clone(),
                     count: m.shells,
-                    volume_mm3: m.volume_mm3,
+                    volume_mm3: m.solid_volume_mm3,
                     carats: (grams * Decimal::from(5))
                         .round_dp_with_strategy(3, RoundingStrategy::MidpointAwayFromZero),
                 });
             }
         }
-        let metal_volume = geometry.volume_mm3 - gem_volume;
+        // The union of everything less the union of the stones is the metal outside the stones.
+        let metal_volume = geometry.solid_volume_mm3 - gem_volume;
         if metal_volume.is_nan() || metal_volume <= 0.0 {
             return Err(PriceError::NoMetal {
-                reason: if geometry.volume_mm3 < 0.0 {
-                    format!("its volume is {:.3} mm³, negative: the model is inside out", geometry.volume_mm3)
-                } else {
-                    format!("its metal volume is {metal_volume:.3} mm³ (gems excluded)")
-                },
+                reason: format!(
+                    "its solid volume is {:.3} mm³, of which the stones take {gem_volume:.3} mm³",
+                    geometry.solid_volume_mm3
+                ),
             });
         }
         let mut warnings = Vec::new();
-        if !geometry.watertight || geometry.inconsistent_edges > 0 {
-            warnings.push(
-                "the model is not a closed, consistently wound solid: the price rests on a volume that cannot be trusted"
-                    .to_owned(),
-            );
+        if geometry.needs_review {
+            let why: Vec<&str> = geometry.review.iter().map(|w| w.message.as_str()).collect();
+            warnings
+                .push(format!("needs review: the price rests on a volume that cannot be trusted ({})", why.join("; ")));
         }
 
         let quotes = alloys
@@ -237,7 +245,9 @@ impl RuleSet {
             segment: request.segment.clone(),
             quantity: request.quantity,
             detected_stones: detected,
+            metal_volume_mm3: metal_volume,
             quotes,
+            needs_review: geometry.needs_review,
             warnings,
         })
     }
@@ -288,9 +298,10 @@ impl RuleSet {
         cost += push(
             "metal",
             format!(
-                "{} g charged ({} g + {}% casting loss) × fineness {} × {}/g {}{each}",
+                "{} g charged ({} g from {} mm³ + {}% casting loss) × fineness {} × {}/g {}{each}",
                 g3(charged),
                 g3(weight),
+                dec(metal_volume_mm3, 3),
                 pct(l.casting_loss_percent),
                 pct(alloy.fineness),
                 rate(price),

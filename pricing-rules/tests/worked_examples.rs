@@ -38,7 +38,10 @@ fn gold_ring_retail() {
     );
     assert_eq!(q.total, d("2534.74"));
     assert_eq!(q.currency, "EUR");
-    assert_eq!(q.lines[0].basis, "17.050 g charged (15.500 g + 10% casting loss) × fineness 0.75 × 100.00/g gold");
+    assert_eq!(
+        q.lines[0].basis,
+        "17.050 g charged (15.500 g from 1000.000 mm³ + 10% casting loss) × fineness 0.75 × 100.00/g gold"
+    );
 }
 
 #[test]
@@ -93,14 +96,23 @@ fn gems_in_the_model_are_not_metal_and_are_set_as_stones() {
     // Gold 1000 mm³ and 600 mm² as before, plus three diamonds of 20 mm³ and 30 mm² in all.
     let mut geometry = cube(10.0);
     geometry.volume_mm3 = 1020.0;
+    geometry.solid_volume_mm3 = 1020.0;
     geometry.area_mm2 = 630.0;
     geometry.materials = vec![
-        models::MaterialReport { name: "Gold".into(), triangles: 12, shells: 1, volume_mm3: 1000.0, area_mm2: 600.0 },
+        models::MaterialReport {
+            name: "Gold".into(),
+            triangles: 12,
+            shells: 1,
+            volume_mm3: 1000.0,
+            solid_volume_mm3: 1000.0,
+            area_mm2: 600.0,
+        },
         models::MaterialReport {
             name: "DiamondMaterial.005".into(),
             triangles: 36,
             shells: 3,
             volume_mm3: 20.0,
+            solid_volume_mm3: 20.0,
             area_mm2: 30.0,
         },
     ];
@@ -154,19 +166,52 @@ fn requests_the_rules_cannot_price_say_what_is_allowed() {
         assert_eq!(rules.check_request(&req), rules.price(&cube(10.0), &req).map(|_| ()));
     }
     assert_eq!(rules.check_request(&request("pd950", "b2b", 3)), Ok(()));
-    let mut inverted = cube(10.0);
-    inverted.volume_mm3 = -1000.0;
-    let e = rules.price(&inverted, &request("pd950", "b2b", 1)).unwrap_err();
+    // A file written inside out is turned outward, not refused.
+    let mut inverted = models::synth::cube(10.0);
+    inverted.flip_winding();
+    let q = rules.price(&models::analyze(&inverted), &request("pd950", "b2b", 1)).unwrap();
+    assert!((q.metal_volume_mm3 - 1000.0).abs() < 1e-9, "{}", q.metal_volume_mm3);
+    assert_eq!(
+        q.quotes[0].metal_weight_g,
+        rules.price(&cube(10.0), &request("pd950", "b2b", 1)).unwrap().quotes[0].metal_weight_g
+    );
+    assert!(!q.needs_review && q.warnings.is_empty(), "{:?}", q.warnings);
+    let mut empty = cube(10.0);
+    empty.solid_volume_mm3 = 0.0;
+    let e = rules.price(&empty, &request("pd950", "b2b", 1)).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "the model has no metal to price: its volume is -1000.000 mm³, negative: the model is inside out"
+        "the model has no metal to price: its solid volume is 0.000 mm³, of which the stones take 0.000 mm³"
     );
 }
 
 #[test]
 fn an_open_mesh_is_priced_with_a_warning() {
-    let mut open = cube(10.0);
-    open.watertight = false;
-    let q = rules().price(&open, &request("pd950", "b2b", 1)).unwrap();
-    assert!(q.warnings[0].contains("cannot be trusted"));
+    let mut open = models::synth::cube(10.0);
+    open.triangles.truncate(8);
+    let q = rules().price(&models::analyze(&open), &request("pd950", "b2b", 1)).unwrap();
+    assert!(q.needs_review);
+    assert!(
+        q.warnings[0].starts_with("needs review: the price rests on a volume that cannot be trusted ("),
+        "{:?}",
+        q.warnings
+    );
+}
+
+#[test]
+fn a_stone_sunk_into_its_seat_displaces_metal() {
+    use models::synth::{cube, glb, octahedron, GlbPart};
+    // A 10 mm gold cube and an octahedral diamond of radius 2 mm (10.667 mm³) half sunk into its top face.
+    let gold = cube(10.0);
+    let stone = octahedron([5.0, 5.0, 10.0], 2.0);
+    let bytes = glb(&[GlbPart::new("Gold", &gold, [1.0; 4]), GlbPart::new("DiamondMaterial", &stone, [1.0; 4])]);
+    let geometry = models::analyze_bytes(&bytes, &Default::default()).unwrap();
+    let q = rules().price(&geometry, &request("18k-yellow", "b2c", 1)).unwrap();
+    // Metal: 1000 − 10.667 / 2 = 994.667 mm³; 0.994667 cm³ × 15.5 = 15.4173 g, shown to the milligram.
+    assert!((q.metal_volume_mm3 / (1000.0 - 16.0 / 3.0) - 1.0).abs() < 1e-6, "{}", q.metal_volume_mm3);
+    assert_eq!(q.quotes[0].metal_weight_g, d("15.417"));
+    assert!(q.quotes[0].lines[0].basis.contains("from 994.667 mm³"), "{}", q.quotes[0].lines[0].basis);
+    // The stone's carats from its whole solid: 0.010667 cm³ × 3.52 g/cm³ × 5 = 0.188 ct.
+    assert_eq!(q.detected_stones[0].carats, d("0.188"));
+    assert!(!q.needs_review);
 }
