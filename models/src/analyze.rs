@@ -451,8 +451,13 @@ fn bounding_box(pos: &[[f64; 3]], tris: &[[u32; 3]]) -> BBox {
     if tris.is_empty() || pos.is_empty() {
         return BBox { min: [0.0; 3], max: [0.0; 3], size: [0.0; 3] };
     }
-    let (min, max) = pos
-        .par_iter()
+    let (min, max) = bounds(pos.par_iter().copied());
+    BBox { min, max, size: std::array::from_fn(|i| max[i] - min[i]) }
+}
+
+/// The lowest and highest coordinates of some points, in parallel (infinities for none).
+pub(crate) fn bounds(points: impl ParallelIterator<Item = [f64; 3]>) -> ([f64; 3], [f64; 3]) {
+    points
         .fold(
             || ([f64::INFINITY; 3], [f64::NEG_INFINITY; 3]),
             |(lo, hi), p| (std::array::from_fn(|i| lo[i].min(p[i])), std::array::from_fn(|i| hi[i].max(p[i]))),
@@ -460,8 +465,7 @@ fn bounding_box(pos: &[[f64; 3]], tris: &[[u32; 3]]) -> BBox {
         .reduce(
             || ([f64::INFINITY; 3], [f64::NEG_INFINITY; 3]),
             |(a, b), (c, d)| (std::array::from_fn(|i| a[i].min(c[i])), std::array::from_fn(|i| b[i].max(d[i]))),
-        );
-    BBox { min, max, size: std::array::from_fn(|i| max[i] - min[i]) }
+        )
 }
 
 /// Runs `f` on fixed-size ranges of `0..n` in parallel and returns the results in order.

@@ -91,7 +91,7 @@ pub(crate) fn parse(bytes: &[u8], units: Option<Units>, limits: &Limits) -> Resu
         });
     }
     let corners = out.corners;
-    let mut mesh = Mesh::from_soup(
+    let (mut mesh, order) = Mesh::from_soup(
         format,
         Units::Mm, // positions are already scaled to millimetres
         corners.len(),
@@ -100,7 +100,10 @@ pub(crate) fn parse(bytes: &[u8], units: Option<Units>, limits: &Limits) -> Resu
     )?;
     mesh.units = Some(units.unwrap_or(Units::M));
     mesh.materials = materials.names;
-    mesh.triangle_materials = out.triangle_materials;
+    mesh.triangle_materials = match order {
+        Some(order) => order.iter().map(|&t| out.triangle_materials[t as usize]).collect(),
+        None => out.triangle_materials,
+    };
     if out.skipped_primitives > 0 {
         mesh.warnings.push(Warning::new(
             "non_triangle_primitives",

@@ -76,21 +76,40 @@ impl Mesh {
 
     /// Welds a triangle soup of `corners` corners (three per triangle) and scales it to millimetres.
     /// `what` names one corner in an error message ("triangle 7").
+    ///
+    /// A soup without locality (its triangles shuffled) is first put in space order, so that welding and every
+    /// pass after it touch memory in order whatever order the file lists its triangles in. The mesh's triangles
+    /// are then in that order; the second value says, for each, which triangle of the soup it is.
     pub(crate) fn from_soup<K: WeldKey>(
         format: Format,
         units: Units,
         corners: usize,
         key: impl Fn(usize) -> K + Sync,
         what: impl Fn(usize) -> String,
-    ) -> Result<Mesh, ModelError> {
+    ) -> Result<(Mesh, Option<Vec<u32>>), ModelError> {
         debug_assert_eq!(corners % 3, 0);
-        let welded = weld(corners, key).map_err(|i| ModelError::NonFiniteCoordinate { location: what(i) })?;
+        let (welded, order) = match space_order(corners, &key) {
+            None => (weld(corners, key).map_err(|i| ModelError::NonFiniteCoordinate { location: what(i) })?, None),
+            Some((gathered, order)) => {
+                let welded = weld(corners, |i| gathered[i / 3][i % 3]).map_err(|i| {
+                    ModelError::NonFiniteCoordinate { location: what(3 * order[i / 3] as usize + i % 3) }
+                })?;
+                (welded, Some(order))
+            }
+        };
         let scale = units.to_mm();
         let mut positions = welded.positions;
         if scale != 1.0 {
             positions.par_iter_mut().for_each(|p| *p = p.map(|c| c * scale));
         }
-        Ok(Mesh { format: Some(format), units: Some(units), positions, triangles: welded.triangles, ..Mesh::default() })
+        let mesh = Mesh {
+            format: Some(format),
+            units: Some(units),
+            positions,
+            triangles: welded.triangles,
+            ..Mesh::default()
+        };
+        Ok((mesh, order))
     }
 
     /// Moves every vertex by `f`, e.g. to translate or rotate a mesh in a test.
@@ -102,4 +121,76 @@ impl Mesh {
     pub fn flip_winding(&mut self) {
         self.triangles.par_iter_mut().for_each(|t| t.swap(1, 2));
     }
+}
+
+/// Corners looked at, at each of four places in a soup, to tell whether it has locality.
+const PROBE: usize = 3 * 8192;
+
+/// `None` when the soup has locality (a vertex's corners near each other, as every exporter writes them: the
+/// probes find at most half their corners distinct); otherwise the soup's triangles gathered cell by cell of a
+/// 16 × 16 × 16 grid over the model, cells in Morton order (a counting sort: one pass to count, one to place,
+/// both reading the file in order), and for each which triangle of the soup it is. A soup with a non-finite
+/// coordinate is left as it is, for the weld to name the first.
+#[allow(clippy::type_complexity)]
+fn space_order<K: WeldKey>(corners: usize, key: &(impl Fn(usize) -> K + Sync)) -> Option<(Vec<[K; 3]>, Vec<u32>)> {
+    if corners < 4 * PROBE {
+        return None;
+    }
+    let distinct: usize = (0..4)
+        .into_par_iter()
+        .map(|s| {
+            let start = corners / 4 * s / 3 * 3;
+            let mut seen = rustc_hash::FxHashSet::with_capacity_and_hasher(PROBE, Default::default());
+            (start..start + PROBE).filter(|&i| seen.insert(key(i))).count()
+        })
+        .sum();
+    if distinct * 2 <= 4 * PROBE {
+        return None;
+    }
+    let triangles = corners / 3;
+    let first = |t: usize| key(3 * t);
+    if !(0..triangles).into_par_iter().all(|t| first(t).is_finite()) {
+        return None;
+    }
+    let (lo, hi) = crate::analyze::bounds((0..triangles).into_par_iter().map(|t| first(t).position()));
+    const CELLS: usize = 1 << 12;
+    let scale: [f64; 3] = std::array::from_fn(|i| if hi[i] > lo[i] { 15.999 / (hi[i] - lo[i]) } else { 0.0 });
+    let cell: Vec<u16> = (0..triangles)
+        .into_par_iter()
+        .map(|t| {
+            let p = first(t).position();
+            let q: [u64; 3] = std::array::from_fn(|i| ((p[i] - lo[i]) * scale[i]) as u64);
+            (spread(q[0]) | spread(q[1]) << 1 | spread(q[2]) << 2) as u16
+        })
+        .collect();
+    let mut cursor = vec![0usize; CELLS];
+    for &c in &cell {
+        cursor[c as usize] += 1;
+    }
+    let mut at = 0;
+    for c in cursor.iter_mut() {
+        let n = *c;
+        *c = at;
+        at += n;
+    }
+    let first_key = key(0);
+    let mut gathered = vec![[first_key; 3]; triangles];
+    let mut order = vec![0u32; triangles];
+    for (t, &c) in cell.iter().enumerate() {
+        let slot = cursor[c as usize];
+        cursor[c as usize] += 1;
+        gathered[slot] = [key(3 * t), key(3 * t + 1), key(3 * t + 2)];
+        order[slot] = t as u32;
+    }
+    Some((gathered, order))
+}
+
+/// The low 21 bits of `v`, two zero bits after each: one axis of a 63-bit Morton code.
+fn spread(v: u64) -> u64 {
+    let mut x = v & 0x1f_ffff;
+    x = (x | x << 32) & 0x1f_0000_0000_ffff;
+    x = (x | x << 16) & 0x1f_0000_ff00_00ff;
+    x = (x | x << 8) & 0x100f_00f0_0f00_f00f;
+    x = (x | x << 4) & 0x10c3_0c30_c30c_30c3;
+    (x | x << 2) & 0x1249_2492_4924_9249
 }

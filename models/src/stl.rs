@@ -102,7 +102,7 @@ pub(crate) fn parse_binary(bytes: &[u8], units: Units, limits: &Limits) -> Resul
         let f = |o: usize| u32::from_le_bytes([p[o], p[o + 1], p[o + 2], p[o + 3]]);
         F32Key::from_bits([f(0), f(4), f(8)])
     };
-    let mut mesh = Mesh::from_soup(Format::StlBinary, units, n * 3, key, |c| format!("triangle {}", c / 3))?;
+    let (mut mesh, _) = Mesh::from_soup(Format::StlBinary, units, n * 3, key, |c| format!("triangle {}", c / 3))?;
     if actual > needed {
         mesh.warnings.push(Warning::new(
             "trailing_bytes",
@@ -156,7 +156,7 @@ pub(crate) fn parse_ascii(bytes: &[u8], units: Units, limits: &Limits) -> Result
     for piece in pieces.into_iter().flatten() {
         corners.extend_from_slice(&piece.corners);
     }
-    let mut mesh = Mesh::from_soup(
+    let (mut mesh, _) = Mesh::from_soup(
         Format::StlAscii,
         units,
         corners.len(),

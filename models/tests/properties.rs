@@ -6,6 +6,8 @@ use models::{analyze, Mesh};
 use nalgebra::{Rotation3, Vector3};
 use proptest::prelude::*;
 
+mod common;
+
 fn band() -> impl Strategy<Value = Mesh> {
     (5.0f64..12.0, 0.5f64..4.0, 1.0f64..8.0, 3u32..64, 3u32..24)
         .prop_map(|(inner, thick, width, around, profile)| ring_band(inner, inner + thick, width, around, profile))
@@ -93,4 +95,84 @@ fn thread_count_does_not_change_the_result() {
         assert_eq!(one_ascii, many_ascii, "{threads} threads");
     }
     assert!(one.watertight);
+}
+
+fn translated(m: &Mesh, d: [f64; 3]) -> Mesh {
+    let mut out = m.clone();
+    let base = out.positions.len() as u32;
+    out.positions.extend(m.positions.iter().map(|p| [p[0] + d[0], p[1] + d[1], p[2] + d[2]]));
+    out.triangles.extend(m.triangles.iter().map(|t| t.map(|v| v + base)));
+    out
+}
+
+fn small_band() -> impl Strategy<Value = Mesh> {
+    (5.0f64..9.0, 0.8f64..2.5, 1.0f64..4.0, 8u32..24, 4u32..8)
+        .prop_map(|(inner, thick, width, around, profile)| ring_band(inner, inner + thick, width, around, profile))
+}
+
+proptest! {
+    // Each case runs the boolean kernel; a few dozen cases cover the shapes.
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn a_shell_and_a_moved_copy_make_between_one_and_two_volumes(
+        mesh in small_band(),
+        d in prop::array::uniform3(-12.0f64..12.0),
+    ) {
+        let v = analyze(&mesh).solid_volume_mm3;
+        let r = analyze(&translated(&mesh, d));
+        prop_assert!(r.solid_volume_mm3 >= v * (1.0 - 1e-9) && r.solid_volume_mm3 <= 2.0 * v * (1.0 + 1e-9),
+            "{} not within [{v}, {}]", r.solid_volume_mm3, 2.0 * v);
+        prop_assert!(!r.needs_review, "{:?}", r.review);
+    }
+
+    #[test]
+    fn apart_they_make_exactly_two(mesh in small_band(), dir in prop::array::uniform3(-1.0f64..1.0)) {
+        let v = analyze(&mesh).solid_volume_mm3;
+        let n = (dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2]).sqrt().max(1e-3);
+        // Farther than the band's diagonal: no overlap.
+        let d = dir.map(|c| c / n * 60.0);
+        let r = analyze(&translated(&mesh, d));
+        prop_assert!(close(r.solid_volume_mm3, 2.0 * v, 1e-12));
+    }
+
+    #[test]
+    fn an_exact_duplicate_counts_once(mesh in small_band()) {
+        let v = analyze(&mesh).solid_volume_mm3;
+        let r = analyze(&translated(&mesh, [0.0; 3]));
+        prop_assert!(close(r.solid_volume_mm3, v, 1e-9), "{} vs {v}", r.solid_volume_mm3);
+    }
+
+    #[test]
+    fn triangle_order_and_shell_order_do_not_change_the_solid(mesh in small_band(), d in prop::array::uniform3(-6.0f64..6.0), seed in any::<u64>()) {
+        let two = translated(&mesh, d);
+        let base = analyze(&two).solid_volume_mm3;
+        // Shell order: the copy first.
+        let n = mesh.triangles.len();
+        let mut swapped = two.clone();
+        swapped.triangles.rotate_left(n);
+        // Triangle order: a seeded shuffle.
+        let mut shuffled = two.clone();
+        common::shuffle(&mut shuffled, seed);
+        for other in [swapped, shuffled] {
+            let v = analyze(&other).solid_volume_mm3;
+            prop_assert!(close(v, base, 1e-9), "{v} vs {base}");
+        }
+    }
+}
+
+/// The solid volume with one thread and with several: the same to the last bit.
+#[test]
+fn thread_count_does_not_change_the_solid() {
+    let band = ring_band(8.0, 10.0, 3.0, 96, 24);
+    let mut m = translated(&band, [3.0, 1.0, 0.5]);
+    m = translated(&m, [0.0, 4.0, 1.0]);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+        pool.install(|| analyze(&m))
+    };
+    let (one, three) = (run(1), run(3));
+    assert_eq!(one.solid_volume_mm3.to_bits(), three.solid_volume_mm3.to_bits());
+    assert_eq!(one.repairs, three.repairs);
+    assert!(one.solid_volume_mm3 < one.volume_mm3);
 }

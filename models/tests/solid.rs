@@ -274,14 +274,7 @@ fn a_band_with_prongs_and_a_head_agrees_with_manifold_in_any_order() {
     assert_close(r.solid_volume_mm3, BAND_PRONGS_HEAD_MANIFOLD, 1e-6);
     // Shuffled triangles, and shells in another order: the same solid.
     let mut shuffled = m.clone();
-    let n = shuffled.triangles.len();
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    for i in (1..n).rev() {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        shuffled.triangles.swap(i, (state % (i as u64 + 1)) as usize);
-    }
+    common::shuffle(&mut shuffled, 0x2545_F491_4F6C_DD1D);
     let s = read(&shuffled);
     assert_eq!(s.solid_volume_mm3, r.solid_volume_mm3);
     assert!(!r.needs_review && !s.needs_review, "{:?}", r.review);
@@ -308,4 +301,38 @@ fn a_real_ring_with_overlapping_shells_agrees_with_manifold() {
     assert!((r.volume_mm3 - 291.763).abs() < 1e-3, "the raw sum counts overlaps twice and inward prongs negative");
     assert_eq!(r.repairs.shells_turned_outward, 14);
     assert!(!r.needs_review, "{:?}", r.review);
+}
+
+/// A large file whose triangles are shuffled is put in space order before welding (see `Mesh::from_soup`);
+/// nothing it measures changes, materials included.
+#[test]
+fn a_shuffled_file_measures_like_the_ordered_one() {
+    use models::synth::{glb, octahedron, GlbPart};
+    let band = ring_band(8.5, 10.5, 3.0, 256, 128); // 65,536 triangles: past the locality probes
+    let stone = octahedron([0.0, 11.5, 0.0], 1.5);
+    let mut shuffled = band.clone();
+    common::shuffle(&mut shuffled, 7);
+    let read = |b: &Mesh| {
+        let bytes = glb(&[GlbPart::new("Gold", b, [1.0; 4]), GlbPart::new("Diamond", &stone, [1.0; 4])]);
+        models::analyze_bytes(&bytes, &Default::default()).expect("glb")
+    };
+    let (a, b) = (read(&band), read(&shuffled));
+    assert_eq!((a.triangles, a.vertices, a.shells), (b.triangles, b.vertices, b.shells));
+    assert_eq!((b.boundary_edges, b.non_manifold_edges, b.inconsistent_edges), (0, 0, 0));
+    assert_close(b.volume_mm3, a.volume_mm3, 1e-12);
+    assert_close(b.solid_volume_mm3, a.solid_volume_mm3, 1e-9);
+    for (x, y) in a.materials.iter().zip(&b.materials) {
+        assert_eq!((&x.name, x.triangles, x.shells), (&y.name, y.triangles, y.shells));
+        assert_close(y.solid_volume_mm3, x.solid_volume_mm3, 1e-9);
+    }
+    // STL too, with a non-finite coordinate named by its place in the file, not in the new order.
+    let mut stl = models::to_binary_stl(&shuffled);
+    let r = models::analyze_bytes(&stl, &Default::default()).expect("stl");
+    let ordered = models::analyze_bytes(&models::to_binary_stl(&band), &Default::default()).expect("stl");
+    assert_close(r.volume_mm3, ordered.volume_mm3, 1e-12);
+    assert_eq!((r.vertices, r.shells, r.watertight), (ordered.vertices, ordered.shells, true));
+    let at = 84 + 50 * 40_000 + 12 + 4;
+    stl[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let e = models::analyze_bytes(&stl, &Default::default()).unwrap_err();
+    assert!(e.to_string().starts_with("triangle 40000 "), "{e}");
 }

@@ -54,6 +54,17 @@ pub fn read_model(path: &Path) -> Vec<u8> {
     serde_json::to_vec(&json).expect("json")
 }
 
+/// Shuffles a mesh's triangles with a seeded xorshift: another order of the same triangles, every time the same.
+pub fn shuffle(m: &mut models::Mesh, seed: u64) {
+    let mut s = seed | 1;
+    for i in (1..m.triangles.len()).rev() {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        m.triangles.swap(i, (s % (i as u64 + 1)) as usize);
+    }
+}
+
 pub fn analyze(bytes: &[u8]) -> Result<models::Report, models::ModelError> {
     models::analyze_bytes(bytes, &models::ParseOptions::default())
 }
