@@ -27,6 +27,9 @@ pub const MAX_HOLE_EDGES: usize = 16;
 /// Near-miss vertices closer than this many `f32` ulps of the model's largest coordinate are one vertex.
 const WELD_ULPS: f64 = 16.0;
 
+/// Most rim vertices welded into one: more than this meeting at a point is not a seam.
+const MAX_WELD_CLASS: usize = 16;
+
 /// What was repaired before the solid was measured, and what is left. The report's other counts describe the
 /// file as uploaded.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -360,29 +363,35 @@ fn weld_rims(positions: &[[f64; 3]], triangles: &[[u32; 3]], tolerance: f64, rep
     for &v in &rim {
         let p = positions[v as usize];
         let c = cell(p);
-        let mut near: Vec<u32> = Vec::new();
+        let mut near: Vec<(f64, u32)> = Vec::new();
         for dx in -1..=1 {
             for dy in -1..=1 {
                 for dz in -1..=1 {
-                    if let Some(list) = grid.get(&[c[0] + dx, c[1] + dy, c[2] + dz]) {
-                        near.extend(
-                            list.iter()
-                                .copied()
-                                .filter(|&w| w < v && dist2(positions[w as usize], p) <= tolerance * tolerance),
-                        );
+                    // A cell crowded with rim vertices is no seam (the tolerance is coarse against the model's
+                    // detail): nothing in it is welded, which also bounds the work.
+                    if let Some(list) =
+                        grid.get(&[c[0] + dx, c[1] + dy, c[2] + dz]).filter(|l| l.len() <= 4 * MAX_WELD_CLASS)
+                    {
+                        near.extend(list.iter().filter(|&&w| w < v).map(|&w| (dist2(positions[w as usize], p), w)));
                     }
                 }
             }
         }
-        near.sort_unstable();
-        for w in near {
+        // The nearest few within the tolerance: a seam joins a handful of rim vertices at one point, and this
+        // bounds the work on a file whose rims all crowd into one place.
+        near.retain(|(d, _)| *d <= tolerance * tolerance);
+        near.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        near.truncate(MAX_WELD_CLASS);
+        for (_, w) in near {
             let (a, b) = (class(&rep, v), class(&rep, w));
             if a == b {
                 continue;
             }
             let ma = members.get(&a).cloned().unwrap_or_else(|| vec![a]);
             let mb = members.get(&b).cloned().unwrap_or_else(|| vec![b]);
-            if ma.iter().any(|&x| mb.iter().any(|&y| together.contains(&(x.min(y), x.max(y))))) {
+            if ma.len() + mb.len() > MAX_WELD_CLASS
+                || ma.iter().any(|&x| mb.iter().any(|&y| together.contains(&(x.min(y), x.max(y)))))
+            {
                 continue;
             }
             let (lo, hi) = (a.min(b), a.max(b));
@@ -877,21 +886,26 @@ fn union_overlapping(
                 return (cluster, false);
             }
             let bbox = cluster.iter().skip(1).fold(cluster[0].bbox, |b, p| merge_box(&b, &p.bbox));
-            let manifolds: Vec<Manifold> = cluster
-                .iter()
-                .map(|p| match &p.body {
-                    Body::Shells(ids) => mesh_of(ids),
-                    Body::Union(m) => (**m).clone(),
-                })
-                .collect();
-            if manifolds.iter().any(|m| m.status() != ManifoldError::NoError) {
-                return (cluster, true);
+            // The kernel is a port under active development: should it panic on some input, this model's union
+            // fails (and says so), not the worker.
+            let union = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let manifolds: Vec<Manifold> = cluster
+                    .iter()
+                    .map(|p| match &p.body {
+                        Body::Shells(ids) => mesh_of(ids),
+                        Body::Union(m) => (**m).clone(),
+                    })
+                    .collect();
+                if manifolds.iter().any(|m| m.status() != ManifoldError::NoError) {
+                    return None;
+                }
+                let u = tree_union(manifolds);
+                (u.status() == ManifoldError::NoError && u.volume().is_finite()).then_some(u)
+            }));
+            match union {
+                Ok(Some(u)) => (vec![Piece { bbox, volume: u.volume(), body: Body::Union(Box::new(u)) }], false),
+                _ => (cluster, true),
             }
-            let u = tree_union(manifolds);
-            if u.status() != ManifoldError::NoError {
-                return (cluster, true);
-            }
-            (vec![Piece { bbox, volume: u.volume(), body: Body::Union(Box::new(u)) }], false)
         })
         .collect();
     let mut out = Vec::new();
