@@ -36,3 +36,15 @@ export function weight(job: Done): string {
 export function alloys(rules: Schemas["RulesView"]): string[] {
   return rules.alloys.map((a) => a.id);
 }
+
+// What a shop routes on: the solid volume, whether a person must look, and what was repaired.
+export function review(job: Done): string | undefined {
+  const solid: number = job.geometry.solid_volume_mm3;
+  const metal: number = job.metal_volume_mm3;
+  const welded: number = job.geometry.repairs.vertices_welded;
+  const flagged: boolean = job.needs_review && job.geometry.needs_review;
+  // @ts-expect-error: needs_review is a boolean, not a string
+  const asText: string = job.needs_review;
+  void [solid, metal, welded, asText];
+  return flagged ? job.geometry.review.map((r) => `${r.code}: ${r.message}`).join("; ") : undefined;
+}
