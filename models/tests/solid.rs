@@ -81,12 +81,11 @@ fn two_cubes_touching_along_a_face_are_twice_one_and_closed() {
     // Sharing the vertices of the face between them: that face's triangles are exact reverses, an inner wall.
     let mut m = cube(2.0);
     let other = cube(2.0);
-    let shared: Vec<u32> = (0..8).collect();
     // cube() numbers corner i at (i&1, i>>1&1, i>>2&1)·side; the second cube's x=0 corners are the first's x=2.
-    let mut map = vec![0u32; 8];
+    let mut map = [0u32; 8];
     for i in 0..8u32 {
         if i & 1 == 0 {
-            map[i as usize] = shared[(i | 1) as usize];
+            map[i as usize] = i | 1;
         } else {
             map[i as usize] = m.positions.len() as u32;
             let p = other.positions[i as usize];
