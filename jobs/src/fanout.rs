@@ -54,6 +54,23 @@ impl<T: Clone + Send> Fanout<T> {
         }
     }
 
+    /// Waits until every live subscriber has taken everything sent so far out of its buffer (polling every few
+    /// milliseconds, as long as it takes): after it, what was sent has been received, not only queued.
+    pub async fn drained(&self) {
+        loop {
+            let pending = self
+                .subscribers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|s| !s.is_closed() && s.capacity() < s.max_capacity());
+            if !pending {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     /// Subscribers listening now.
     pub fn subscribers(&self) -> usize {
         self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|s| !s.is_closed()).count()
@@ -86,5 +103,27 @@ mod tests {
         sender.await.expect("sender");
         assert_eq!(got, (0..5_000).collect::<Vec<_>>());
         assert_eq!(fanout.subscribers(), 1);
+    }
+
+    #[tokio::test]
+    async fn drained_waits_until_every_subscriber_has_received() {
+        let fanout = std::sync::Arc::new(Fanout::new(8));
+        let mut rx = fanout.subscribe();
+        let gone = fanout.subscribe();
+        drop(gone);
+        for i in 0..3u32 {
+            fanout.send(i).await;
+        }
+        let received = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counter = received.clone();
+        tokio::spawn(async move {
+            while rx.recv().await.is_some() {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        fanout.drained().await;
+        // The third was taken out after two 20 ms naps; a subscriber that is gone holds nothing up.
+        assert!(received.load(std::sync::atomic::Ordering::SeqCst) >= 2);
     }
 }

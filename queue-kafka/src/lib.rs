@@ -449,6 +449,9 @@ impl KafkaSubmitter {
                         if behind.get(&m.partition()).is_some_and(|end| m.offset() + 1 >= *end) {
                             behind.remove(&m.partition());
                             if behind.is_empty() {
+                                // Read to the end is not yet known to the book: ready once the subscribers
+                                // have taken every result read (nothing more is read meanwhile).
+                                updates.drained().await;
                                 tracing::info!(topic = %topic, "caught up with the results topic");
                                 done.store(true, std::sync::atomic::Ordering::Release);
                             }
