@@ -48,6 +48,7 @@ pub struct MaterialReport {
     pub volume_mm3: f64,
     /// The volume of this material's solid: its shells repaired and unioned (see [`Report::solid_volume_mm3`]).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub solid_volume_mm3: f64,
     pub area_mm2: f64,
 }
@@ -65,6 +66,7 @@ pub struct Report {
     /// outward unless they are cavities inside another shell, overlapping shells unioned so that an overlap
     /// counts once. The volume to price.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub solid_volume_mm3: f64,
     pub area_mm2: f64,
     pub bbox_mm: BBox,
@@ -90,11 +92,14 @@ pub struct Report {
     pub warnings: Vec<Warning>,
     /// What was repaired before the solid volume was measured, and what is left.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub repairs: Repairs,
     /// The solid volume cannot be trusted even after repair; `review` says why. Route such a model to a person.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub needs_review: bool,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub review: Vec<Warning>,
 }
 

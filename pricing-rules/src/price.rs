@@ -96,11 +96,13 @@ pub struct Quotes {
     /// The metal priced, per piece: the model's solid volume less the stones' (a stone sunk into its seat
     /// displaces metal).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub metal_volume_mm3: f64,
     pub quotes: Vec<Quote>,
     /// The geometry's volume cannot be trusted even after repair (the report's `review` says why): route the
     /// order to a person rather than quote it blind.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub needs_review: bool,
     /// What makes these prices less certain than they look (an open mesh, say).
     pub warnings: Vec<String>,
