@@ -335,3 +335,27 @@ fn a_shuffled_file_measures_like_the_ordered_one() {
     let e = models::analyze_bytes(&stl, &Default::default()).unwrap_err();
     assert!(e.to_string().starts_with("triangle 40000 "), "{e}");
 }
+
+#[test]
+fn two_cubes_sharing_one_edge_pair_up_around_it() {
+    // The second cube sits diagonally at (2, 2, z) and shares the first's edge x = 2, y = 2 (its corners 3 and 7):
+    // four triangles on that edge, paired by angle into two closed shells.
+    let mut m = cube(2.0);
+    let other = cube(2.0);
+    let mut map = [0u32; 8];
+    for i in 0..8u32 {
+        let p = other.positions[i as usize];
+        if p[0] == 0.0 && p[1] == 0.0 {
+            map[i as usize] = if p[2] == 0.0 { 3 } else { 7 };
+        } else {
+            map[i as usize] = m.positions.len() as u32;
+            m.positions.push([p[0] + 2.0, p[1] + 2.0, p[2]]);
+        }
+    }
+    m.triangles.extend(other.triangles.iter().map(|t| t.map(|v| map[v as usize])));
+    let r = analyze(&m);
+    assert_eq!(r.non_manifold_edges, 1, "as uploaded, the shared edge has four triangles");
+    assert_eq!((r.repairs.non_manifold_edges_left, r.repairs.open_shells_left, r.repairs.closed_shells), (0, 0, 2));
+    assert_close(r.solid_volume_mm3, 16.0, 1e-9);
+    assert!(!r.needs_review, "{:?}", r.review);
+}
