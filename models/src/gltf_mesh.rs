@@ -31,6 +31,8 @@ pub(crate) fn parse(bytes: &[u8], units: Option<Units>, limits: &Limits) -> Resu
     if format == Format::Glb {
         check_glb_header(bytes)?;
     }
+    let (repaired, replaced) = utf8_json(bytes, format);
+    let bytes: &[u8] = repaired.as_deref().unwrap_or(bytes);
     let gltf::Gltf { document, blob } = gltf::Gltf::from_slice_without_validation(bytes)
         .map_err(|e| ModelError::GltfInvalid { message: describe(&e) })?;
     let mut json = document.into_json();
@@ -104,6 +106,15 @@ pub(crate) fn parse(bytes: &[u8], units: Option<Units>, limits: &Limits) -> Resu
         Some(order) => order.iter().map(|&t| out.triangle_materials[t as usize]).collect(),
         None => out.triangle_materials,
     };
+    if replaced > 0 {
+        mesh.warnings.push(Warning::new(
+            "invalid_utf8",
+            format!(
+                "{replaced} bytes of the glTF JSON are not UTF-8 (a name written in Latin-1, say) and were read as \
+                 U+FFFD; names may show a replacement character"
+            ),
+        ));
+    }
     if out.skipped_primitives > 0 {
         mesh.warnings.push(Warning::new(
             "non_triangle_primitives",
@@ -114,6 +125,45 @@ pub(crate) fn parse(bytes: &[u8], units: Option<Units>, limits: &Limits) -> Resu
         ));
     }
     Ok(mesh)
+}
+
+/// glTF JSON that is not valid UTF-8 (exporters write names in Latin-1): the bytes that are not are replaced
+/// by U+FFFD, and the file rebuilt around the repaired JSON (a GLB's chunk and total lengths follow it). `None`
+/// when the JSON is valid; the count is the invalid sequences replaced. Structure errors are left to the parser.
+fn utf8_json(bytes: &[u8], format: Format) -> (Option<Vec<u8>>, usize) {
+    let json_at = |b: &[u8]| -> Option<(usize, usize)> {
+        let len = u32::from_le_bytes(b.get(12..16)?.try_into().ok()?) as usize;
+        (b.get(16..20)? == b"JSON" && 20 + len <= b.len()).then_some((20, 20 + len))
+    };
+    let (start, end) = match format {
+        Format::Glb => match json_at(bytes) {
+            Some(range) => range,
+            None => return (None, 0),
+        },
+        _ => (0, bytes.len()),
+    };
+    let json = &bytes[start..end];
+    if std::str::from_utf8(json).is_ok() {
+        return (None, 0);
+    }
+    let replaced = json.utf8_chunks().filter(|c| !c.invalid().is_empty()).count();
+    let mut fixed = String::from_utf8_lossy(json).into_owned().into_bytes();
+    if format != Format::Glb {
+        return (Some(fixed), replaced);
+    }
+    while !fixed.len().is_multiple_of(4) {
+        fixed.push(b' ');
+    }
+    let rest = &bytes[end..];
+    let total = 20 + fixed.len() + rest.len();
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(&bytes[..8]);
+    out.extend_from_slice(&(total as u32).to_le_bytes());
+    out.extend_from_slice(&(fixed.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"JSON");
+    out.extend_from_slice(&fixed);
+    out.extend_from_slice(rest);
+    (Some(out), replaced)
 }
 
 /// The GLB header's version and total length, which the `gltf` crate does not hold against the file.

@@ -86,3 +86,30 @@ fn limits_are_enforced_before_work() {
     assert_eq!(e.code(), "too_many_triangles");
     assert_eq!(e.to_string(), "the model has 2000 triangles, more than the limit of 1000");
 }
+
+/// A name written in Latin-1 (as some exporters do) makes the JSON invalid UTF-8: the model is still measured,
+/// the byte read as U+FFFD, with a warning; a JSON whose structure is broken still fails.
+#[test]
+fn a_latin1_name_in_the_json_is_read_with_a_warning() {
+    use models::synth::{cube, glb, GlbPart};
+    let c = cube(10.0);
+    let mut bytes = glb(&[GlbPart::new("OrX", &c, [1.0; 4])]);
+    let marks: Vec<usize> = bytes.windows(3).enumerate().filter(|(_, w)| w == b"OrX").map(|(i, _)| i + 2).collect();
+    assert_eq!(marks.len(), 3, "mesh, node and material names");
+    for &at in &marks {
+        bytes[at] = 0xE9; // "Oré" in Latin-1
+    }
+    let mesh = models::parse(&bytes, &Default::default()).expect("read despite the Latin-1 byte");
+    assert_eq!(mesh.materials, ["Or\u{FFFD}"]);
+    let w = mesh.warnings.iter().find(|w| w.code == "invalid_utf8").expect("warned");
+    assert!(w.message.starts_with("3 bytes of the glTF JSON are not UTF-8"), "{}", w.message);
+    let r = models::analyze(&mesh);
+    assert!((r.solid_volume_mm3 / 1000.0 - 1.0).abs() < 1e-6, "{}", r.solid_volume_mm3);
+
+    // Broken structure as well: still an error, not a guess.
+    let json_end = 20 + u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize;
+    let brace = bytes[..json_end].iter().rposition(|&b| b == b'}').expect("a closing brace");
+    bytes[brace] = b' ';
+    let e = models::parse(&bytes, &Default::default()).unwrap_err();
+    assert_eq!(e.code(), "gltf_invalid", "{e}");
+}
