@@ -131,8 +131,7 @@ fn write_csv<W: std::io::Write>(
             }
             Err(f) => {
                 let mut v = vec![file, "failed".into(), f.code.into(), f.message.clone()];
-                v.extend(std::iter::repeat_n(String::new(), 9 + alloys.len()));
-                v.push(String::new());
+                v.resize(header.len(), String::new());
                 v
             }
         };

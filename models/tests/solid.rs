@@ -76,23 +76,27 @@ fn mirror_twins_do_not_cancel() {
     assert_close(r.solid_volume_mm3, 2.0 * analyze(&band).volume_mm3, 1e-12);
 }
 
+/// A second 2 mm cube moved by `d`, whose corner `i` is the first mesh's vertex `shared(i)` where that is `Some`
+/// (cube() numbers corner i at (i&1, i>>1&1, i>>2&1)·side) and a new vertex otherwise.
+fn add_cube_sharing(m: &mut Mesh, d: [f64; 3], shared: impl Fn(u32) -> Option<u32>) {
+    let other = cube(2.0);
+    let mut map = [0u32; 8];
+    for i in 0..8u32 {
+        map[i as usize] = shared(i).unwrap_or_else(|| {
+            let p = other.positions[i as usize];
+            m.positions.push([p[0] + d[0], p[1] + d[1], p[2] + d[2]]);
+            (m.positions.len() - 1) as u32
+        });
+    }
+    m.triangles.extend(other.triangles.iter().map(|t| t.map(|v| map[v as usize])));
+}
+
 #[test]
 fn two_cubes_touching_along_a_face_are_twice_one_and_closed() {
     // Sharing the vertices of the face between them: that face's triangles are exact reverses, an inner wall.
+    // The second cube's x=0 corners are the first's x=2 corners.
     let mut m = cube(2.0);
-    let other = cube(2.0);
-    // cube() numbers corner i at (i&1, i>>1&1, i>>2&1)·side; the second cube's x=0 corners are the first's x=2.
-    let mut map = [0u32; 8];
-    for i in 0..8u32 {
-        if i & 1 == 0 {
-            map[i as usize] = i | 1;
-        } else {
-            map[i as usize] = m.positions.len() as u32;
-            let p = other.positions[i as usize];
-            m.positions.push([p[0] + 2.0, p[1], p[2]]);
-        }
-    }
-    m.triangles.extend(other.triangles.iter().map(|t| t.map(|v| map[v as usize])));
+    add_cube_sharing(&mut m, [2.0, 0.0, 0.0], |i| (i & 1 == 0).then_some(i | 1));
     let r = analyze(&m);
     assert!(r.non_manifold_edges > 0, "as uploaded, the shared face's edges have four triangles");
     assert_close(r.solid_volume_mm3, 16.0, 1e-12);
@@ -341,18 +345,7 @@ fn two_cubes_sharing_one_edge_pair_up_around_it() {
     // The second cube sits diagonally at (2, 2, z) and shares the first's edge x = 2, y = 2 (its corners 3 and 7):
     // four triangles on that edge, paired by angle into two closed shells.
     let mut m = cube(2.0);
-    let other = cube(2.0);
-    let mut map = [0u32; 8];
-    for i in 0..8u32 {
-        let p = other.positions[i as usize];
-        if p[0] == 0.0 && p[1] == 0.0 {
-            map[i as usize] = if p[2] == 0.0 { 3 } else { 7 };
-        } else {
-            map[i as usize] = m.positions.len() as u32;
-            m.positions.push([p[0] + 2.0, p[1] + 2.0, p[2]]);
-        }
-    }
-    m.triangles.extend(other.triangles.iter().map(|t| t.map(|v| map[v as usize])));
+    add_cube_sharing(&mut m, [2.0, 2.0, 0.0], |i| (i & 3 == 0).then_some(if i & 4 == 0 { 3 } else { 7 }));
     let r = analyze(&m);
     assert_eq!(r.non_manifold_edges, 1, "as uploaded, the shared edge has four triangles");
     assert_eq!((r.repairs.non_manifold_edges_left, r.repairs.open_shells_left, r.repairs.closed_shells), (0, 0, 2));
