@@ -6,7 +6,9 @@
 //! measure every time. "Repeated" sends the same bytes, so the worker's geometry cache answers.
 //! Every case runs twice on fresh `assay serve` processes: tracing off, and tracing on with every span exported
 //! over OTLP/HTTP to a collector stand-in hosted by the benchmark (it decodes nothing and answers 200).
-//! `ASSAY_LOAD_SECS` sets each phase's length (default 15 s).
+//! `ASSAY_LOAD_SECS` sets each phase's length (default 15 s). `ASSAY_BIN` runs another build of `assay` (an
+//! earlier commit's, say) under the same load, for side-by-side figures; the service runs in a temporary
+//! directory, on the rules built into the binary.
 
 #![allow(clippy::unwrap_used, reason = "a benchmark: a panic is the report")]
 
@@ -173,11 +175,12 @@ fn main() {
     for (name, template, distinct, clients) in cases {
         for traced in [false, true] {
             let data = tempfile::tempdir().unwrap();
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_assay"));
+            let bin = std::env::var_os("ASSAY_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_assay").into());
+            let mut cmd = Command::new(bin);
             cmd.args(["serve", "--listen", "127.0.0.1:0", "--max-upload-mb", "64"])
                 .arg("--data")
                 .arg(data.path())
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .current_dir(data.path())
                 .env("ASSAY_LOG", "warn")
                 .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
             if traced {

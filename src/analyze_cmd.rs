@@ -88,6 +88,33 @@ fn write_table(out: &mut impl Write, path: &Path, result: &Result<models::Report
     for (name, value) in rows {
         writeln!(out, "  {name:<21}{value}")?;
     }
+    if let Some(t) = &r.thickness {
+        writeln!(
+            out,
+            "  {:<21}{:.3} mm thinnest; 5 % of the surface under {:.3} mm, half under {:.3} mm ({} samples {:.3} mm apart)",
+            "walls",
+            t.min_wall_mm,
+            t.p5_mm,
+            t.p50_mm,
+            t.samples,
+            t.sample_spacing_mm
+        )?;
+        for g in &t.thin_regions {
+            let [x, y, z] = g.thinnest_at_mm;
+            let kind = match g.kind {
+                models::ThinKind::Wall => "wall",
+                models::ThinKind::Wire => "wire",
+            };
+            writeln!(
+                out,
+                "    {kind} {:.3} mm thin over {:.3} mm², thinnest at ({x:.2}, {y:.2}, {z:.2}) mm",
+                g.wall_mm, g.area_mm2
+            )?;
+        }
+        if t.thin_region_count > t.thin_regions.len() as u64 {
+            writeln!(out, "    and {} more places under 2 mm", t.thin_region_count - t.thin_regions.len() as u64)?;
+        }
+    }
     if !r.materials.is_empty() {
         writeln!(out, "  materials")?;
         for m in &r.materials {

@@ -100,11 +100,13 @@ fn write_csv<W: std::io::Write>(
         "watertight",
         "triangles",
         "shells",
+        "min_wall_mm",
     ]
     .map(String::from)
     .to_vec();
     header.extend(alloys.iter().map(|a| format!("total_{a}")));
     header.push("currency".into());
+    header.extend(alloys.iter().map(|a| format!("castable_{a}")));
     w.write_record(&header)?;
     for r in rows {
         let file = display(&r.file);
@@ -124,9 +126,11 @@ fn write_csv<W: std::io::Write>(
                     g.watertight.to_string(),
                     g.triangles.to_string(),
                     g.shells.to_string(),
+                    g.thickness.as_ref().map(|t| format!("{:.3}", t.min_wall_mm)).unwrap_or_default(),
                 ];
                 v.extend(q.quotes.iter().map(|q| q.total.to_string()));
                 v.push(rules.currency.clone());
+                v.extend(q.quotes.iter().map(|q| q.castable.to_string()));
                 v
             }
             Err(f) => {

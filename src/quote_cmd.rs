@@ -83,6 +83,7 @@ pub(crate) fn run(args: &QuoteArgs) -> anyhow::Result<ExitCode> {
     }
     for q in &quotes.quotes {
         writeln!(out, "\n{} ({}): {} g a piece", q.alloy_label, q.alloy, q.metal_weight_g)?;
+        writeln!(out, "  {}", q.castability)?;
         for l in &q.lines {
             writeln!(out, "  {:<18}{:>12} {}   {}", l.name, l.amount.to_string(), q.currency, l.basis)?;
         }

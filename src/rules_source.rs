@@ -13,6 +13,7 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("segments.toml", include_str!("../rules/segments.toml")),
     ("stones.toml", include_str!("../rules/stones.toml")),
     ("tax.toml", include_str!("../rules/tax.toml")),
+    ("casting.toml", include_str!("../rules/casting.toml")),
 ];
 
 /// The directory used when none is given.

@@ -49,7 +49,8 @@ fn json_has_the_documented_fields_in_order() {
             "warnings",
             "repairs",
             "needs_review",
-            "review"
+            "review",
+            "thickness"
         ]
     );
     assert_eq!(v["format"], "stl_binary");

@@ -75,6 +75,16 @@ fn quote_with_no_rules_directory_uses_the_built_in_rules() {
     assert!(stderr.contains("using the rules built into assay"), "{stderr}");
     assert!(stdout.contains("Sterling silver 925"), "{stdout}");
     assert!(stdout.contains("total"), "{stdout}");
+    // The verdict under the alloy. The sample ring has a wall 0.148 mm thin at (9.60, 8.70, -12.93) mm (trimesh's
+    // ray test from that point along the inward normal finds the far side 0.1482 mm away).
+    assert!(
+        stdout.contains(
+            "\n  not castable in Sterling silver 925: walls down to 0.15 mm near (9.6, 8.7, -12.9) mm; Sterling \
+             silver 925 needs 0.80 mm; wires (prongs) down to 0.38 mm near (0.3, -3.3, -14.5) mm; Sterling silver \
+             925 needs 0.60 mm for wires\n"
+        ),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -108,10 +118,16 @@ fn batch_prices_a_folder_and_lists_failures_without_stopping() {
     let header = rows.headers().unwrap().clone();
     assert_eq!(&header[0], "file");
     assert!(header.iter().any(|h| h == "total_14k-white"));
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no {name} column"));
+    let (castable, min_wall) = (column("castable_14k-white"), column("min_wall_mm"));
     let records: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
     assert_eq!(records.len(), 3);
     let status: Vec<&str> = records.iter().map(|r| &r[1]).collect();
     assert_eq!(status.iter().filter(|s| **s == "priced").count(), 2);
+    for r in records.iter().filter(|r| &r[1] == "priced") {
+        assert_eq!(&r[castable], "false", "{r:?}");
+        assert!((r[min_wall].parse::<f64>().unwrap() - 0.148).abs() < 0.001, "{r:?}");
+    }
     assert!(records.iter().any(|r| &r[2] == "gltf_unsupported_extension"));
     assert!(stderr.contains("3 models in"), "{stderr}");
     assert!(stderr.contains("2 priced, 1 failed"), "{stderr}");

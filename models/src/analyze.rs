@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::mesh::{Format, Mesh};
 use crate::solid::{solid, CleanShells, Repairs};
+use crate::thickness::Thickness;
 use crate::units::{implausible_size_hint, Units};
 
 /// Triangles or vertices handled by one task. Fixed, so that floating-point sums are added in the same order
@@ -51,6 +52,10 @@ pub struct MaterialReport {
     #[cfg_attr(feature = "openapi", schema(required = true))]
     pub solid_volume_mm3: f64,
     pub area_mm2: f64,
+    /// The walls of this material's solid (measured on its own: a stone does not thicken the metal around it).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub thickness: Option<Thickness>,
 }
 
 /// What a model measures. Field names are the API of every result that carries geometry.
@@ -101,6 +106,11 @@ pub struct Report {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(required = true))]
     pub review: Vec<Warning>,
+    /// Wall thickness of the solid (each material measured on its own solid), for castability. None for a
+    /// model with no area.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub thickness: Option<Thickness>,
 }
 
 /// Measures a mesh. The result does not depend on the number of threads rayon uses.
@@ -201,6 +211,7 @@ pub fn analyze(mesh: &Mesh) -> Report {
         area,
         clean.then_some(CleanShells { shell_of: &topo.shell_of, volume: &shell_volume, roots: &topo.shell_roots }),
     );
+    let (thickness, mut material_thickness) = crate::thickness::measure(&solid.surface);
 
     let mut report = Report {
         format: mesh.format,
@@ -224,19 +235,22 @@ pub fn analyze(mesh: &Mesh) -> Report {
             .zip(materials)
             .zip(material_shells)
             .zip(&solid.material_volumes)
-            .map(|(((name, (triangles, volume_mm3, area_mm2)), shells), &solid_volume_mm3)| MaterialReport {
+            .enumerate()
+            .map(|(m, (((name, (triangles, volume_mm3, area_mm2)), shells), &solid_volume_mm3))| MaterialReport {
                 name: name.clone(),
                 triangles,
                 shells,
                 volume_mm3,
                 solid_volume_mm3,
                 area_mm2,
+                thickness: material_thickness.get_mut(m).and_then(Option::take),
             })
             .collect(),
         warnings: mesh.warnings.clone(),
         repairs: solid.repairs,
         needs_review: false,
         review: solid.review,
+        thickness,
     };
     add_warnings(&mut report, closed_shells);
     if tris.is_empty() {

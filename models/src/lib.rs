@@ -19,6 +19,7 @@ mod mesh;
 mod solid;
 mod stl;
 pub mod synth;
+mod thickness;
 mod units;
 mod weld;
 
@@ -27,6 +28,7 @@ pub use error::ModelError;
 pub use mesh::{Format, Mesh};
 pub use solid::{Repairs, MAX_HOLE_EDGES};
 pub use stl::{to_ascii_stl, to_binary_stl};
+pub use thickness::{Thickness, ThinKind, ThinRegion, MAX_MEASURED_MM, THIN_BELOW_MM, WIRE_RATIO};
 pub use units::{Units, UnknownUnits, PLAUSIBLE_MM};
 
 /// Bounds on what one model may make the parser do.

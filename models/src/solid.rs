@@ -67,11 +67,23 @@ pub struct Repairs {
 
 /// The solid's volume, per material, and what it rests on.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Solid {
+pub(crate) struct Solid<'a> {
     pub volume: f64,
     pub material_volumes: Vec<f64>,
     pub repairs: Repairs,
     pub review: Vec<Warning>,
+    pub surface: Surface<'a>,
+}
+
+/// The solid's boundary, wound outward, per material: what wall thickness is measured on. Each material's
+/// shells after their union (a prong's part buried in the band is not in it); the union across materials is
+/// not taken, so a stone's surface does not hide the metal around it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Surface<'a> {
+    pub positions: Cow<'a, [[f64; 3]]>,
+    /// Per material, then one group of triangles with no material (for a file without materials, the only
+    /// group with triangles).
+    pub groups: Vec<Cow<'a, [[u32; 3]]>>,
 }
 
 /// Shells as the topology pass of `analyze` found them, for a mesh that needs no repair.
@@ -82,14 +94,14 @@ pub(crate) struct CleanShells<'a> {
 }
 
 /// Measures the solid of a mesh: `clean` when `analyze` found it closed and consistently wound.
-pub(crate) fn solid(
-    positions: &[[f64; 3]],
-    triangles: &[[u32; 3]],
+pub(crate) fn solid<'a>(
+    positions: &'a [[f64; 3]],
+    triangles: &'a [[u32; 3]],
     triangle_materials: &[u32],
     n_materials: usize,
     area_mm2: f64,
     clean: Option<CleanShells<'_>>,
-) -> Solid {
+) -> Solid<'a> {
     let max_coord = positions.par_iter().map(|p| p[0].abs().max(p[1].abs()).max(p[2].abs())).reduce(|| 0.0, f64::max);
     let tolerance = WELD_ULPS * f64::from(f32::EPSILON) * max_coord;
     let mut repairs = Repairs { weld_tolerance_mm: tolerance, ..Repairs::default() };
@@ -102,12 +114,18 @@ pub(crate) fn solid(
             repairs.closed_shells = 1;
             repairs.shells_turned_outward = u64::from(v < 0.0);
             let mut material_volumes = vec![0.0; n_materials];
-            if let Some(m) =
-                triangle_materials.get(c.roots[0] as usize).and_then(|&m| material_volumes.get_mut(m as usize))
-            {
+            let material = triangle_materials.get(c.roots[0] as usize).map_or(u32::MAX, |&m| m);
+            if let Some(m) = material_volumes.get_mut(material as usize) {
                 *m = v.abs();
             }
-            return Solid { volume: v.abs(), material_volumes, repairs, review };
+            let mut groups = vec![Cow::Borrowed(&[][..]); n_materials + 1];
+            groups[(material as usize).min(n_materials)] = if v < 0.0 {
+                Cow::Owned(triangles.par_iter().map(|&[a, b, c]| [a, c, b]).collect())
+            } else {
+                Cow::Borrowed(triangles)
+            };
+            let surface = Surface { positions: Cow::Borrowed(positions), groups };
+            return Solid { volume: v.abs(), material_volumes, repairs, review, surface };
         }
         Some(c) => Shells {
             positions: Cow::Borrowed(positions),
@@ -142,8 +160,17 @@ pub(crate) fn solid(
             ),
         ));
     }
-    let (volume, material_volumes) = measure(&shells, n_materials, &mut repairs, &mut review);
-    Solid { volume, material_volumes, repairs, review }
+    let (volume, material_volumes, groups, union_vertices) = measure(&shells, n_materials, &mut repairs, &mut review);
+    // Borrowed shells are on the mesh's own positions; repaired ones own theirs.
+    let mut positions: Cow<'a, [[f64; 3]]> = match shells.positions {
+        Cow::Borrowed(_) => Cow::Borrowed(positions),
+        Cow::Owned(p) => Cow::Owned(p),
+    };
+    if !union_vertices.is_empty() {
+        positions.to_mut().extend(union_vertices);
+    }
+    let groups = groups.into_iter().map(Cow::Owned).collect();
+    Solid { volume, material_volumes, repairs, review, surface: Surface { positions, groups } }
 }
 
 /// Triangles grouped into shells, with what each shell measures.
@@ -651,7 +678,11 @@ enum Body {
     Union(Box<Manifold>),
 }
 
-fn measure(s: &Shells<'_>, n_materials: usize, repairs: &mut Repairs, review: &mut Vec<Warning>) -> (f64, Vec<f64>) {
+/// The solid's volume, its materials' volumes, and its surface: per material group, the outward triangles of
+/// the material's solid, on the shells' positions followed by the unions' new vertices (returned second).
+type Measured = (f64, Vec<f64>, Vec<Vec<[u32; 3]>>, Vec<[f64; 3]>);
+
+fn measure(s: &Shells<'_>, n_materials: usize, repairs: &mut Repairs, review: &mut Vec<Warning>) -> Measured {
     let n = s.volume.len();
     // Triangles of each shell, in order.
     let mut start = vec![0u32; n + 1];
@@ -808,10 +839,37 @@ fn measure(s: &Shells<'_>, n_materials: usize, repairs: &mut Repairs, review: &m
     let mut failed = 0usize;
     let mut material_volumes = vec![0.0; n_materials];
     let mut all = Vec::new();
+    let mut surface: Vec<Vec<[u32; 3]>> = vec![Vec::new(); n_materials + 1];
+    let mut union_vertices: Vec<[f64; 3]> = Vec::new();
+    let mut add_surface = |group: usize, p: &Piece| match &p.body {
+        Body::Shells(ids) => {
+            for &sh in ids {
+                let flip = sign[sh as usize] < 0.0;
+                surface[group].extend(shell_tris(sh as usize).iter().map(|&t| {
+                    let [a, b, c] = s.triangles[t as usize];
+                    if flip {
+                        [a, c, b]
+                    } else {
+                        [a, b, c]
+                    }
+                }));
+            }
+        }
+        Body::Union(u) => {
+            let mesh = u.get_mesh_glp::<f64, u32>(-1);
+            let base = (s.positions.len() + union_vertices.len()) as u32;
+            let np = (mesh.num_prop as usize).max(3);
+            union_vertices.extend(mesh.vert_properties.chunks_exact(np).map(|v| [v[0], v[1], v[2]]));
+            surface[group].extend(mesh.tri_verts.chunks_exact(3).map(|t| [base + t[0], base + t[1], base + t[2]]));
+        }
+    };
     for (m, group) in pieces.into_iter().enumerate() {
         let merged = union_overlapping(group, &mesh_of, &mut failed);
         if m < n_materials {
             material_volumes[m] = merged.iter().map(|p| p.volume).sum();
+        }
+        for p in &merged {
+            add_surface(if n_materials == 0 { 0 } else { m }, p);
         }
         all.extend(merged);
     }
@@ -820,6 +878,7 @@ fn measure(s: &Shells<'_>, n_materials: usize, repairs: &mut Repairs, review: &m
         if let Some(v) = material_volumes.get_mut(*m as usize) {
             *v += p.volume;
         }
+        add_surface((*m as usize).min(n_materials), p);
     }
     let volume = if n_materials > 1 {
         union_overlapping(all, &mesh_of, &mut failed).iter().map(|p| p.volume).sum::<f64>()
@@ -835,7 +894,7 @@ fn measure(s: &Shells<'_>, n_materials: usize, repairs: &mut Repairs, review: &m
             ),
         ));
     }
-    (volume, material_volumes)
+    (volume, material_volumes, surface, union_vertices)
 }
 
 /// Unions the pieces whose bounding boxes overlap (transitively); pieces apart are returned as they are.
@@ -954,6 +1013,11 @@ fn winding(p: &[[f64; 3]], tris: &[[u32; 3]], shell: &[u32], q: [f64; 3]) -> f64
         total += 2.0 * num.atan2(den);
     }
     total / (4.0 * PI)
+}
+
+/// A unit vector perpendicular to unit `d`.
+pub(crate) fn unit_perpendicular(d: [f64; 3]) -> [f64; 3] {
+    normalize(any_perpendicular(d))
 }
 
 fn any_perpendicular(d: [f64; 3]) -> [f64; 3] {

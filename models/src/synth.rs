@@ -55,6 +55,60 @@ pub fn cube(side: f64) -> Mesh {
     Mesh { positions, triangles, ..Mesh::default() }
 }
 
+/// Several meshes as one, each part a shell of its own (its own vertices): a band and its prongs, say.
+pub fn assemble(parts: &[Mesh]) -> Mesh {
+    let mut m = Mesh::default();
+    for p in parts {
+        let base = m.positions.len() as u32;
+        m.positions.extend(&p.positions);
+        m.triangles.extend(p.triangles.iter().map(|t| t.map(|v| v + base)));
+    }
+    m
+}
+
+/// An axis-aligned box from `min` to `max` mm: a [`cube`] stretched, 12 triangles wound outwards.
+pub fn cuboid(min: [f64; 3], max: [f64; 3]) -> Mesh {
+    let mut m = cube(1.0);
+    m.map_positions(|p| std::array::from_fn(|i| min[i] + p[i] * (max[i] - min[i])));
+    m
+}
+
+/// A closed cylinder of `radius` mm from the centre of one cap at `from` to the other at `to`: `segments`
+/// around, `4 · segments` triangles wound outwards (a wire, a prong).
+pub fn cylinder(from: [f64; 3], to: [f64; 3], radius: f64, segments: u32) -> Mesh {
+    let segments = segments.max(3);
+    let axis: [f64; 3] = std::array::from_fn(|i| to[i] - from[i]);
+    let len = (axis[0] * axis[0] + axis[1] * axis[1] + axis[2] * axis[2]).sqrt();
+    let w = axis.map(|c| c / len);
+    let helper = if w[0].abs() < 0.6 { [1.0, 0.0, 0.0] } else { [0.0, 1.0, 0.0] };
+    let cross =
+        |a: [f64; 3], b: [f64; 3]| [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]];
+    let u = cross(w, helper);
+    let un = (u[0] * u[0] + u[1] * u[1] + u[2] * u[2]).sqrt();
+    let u = u.map(|c| c / un);
+    let v = cross(w, u);
+    let mut positions = Vec::with_capacity(2 * segments as usize + 2);
+    for end in [from, to] {
+        for k in 0..segments {
+            let a = TAU * f64::from(k) / f64::from(segments);
+            positions.push(std::array::from_fn(|i| end[i] + radius * (a.cos() * u[i] + a.sin() * v[i])));
+        }
+    }
+    positions.push(from);
+    positions.push(to);
+    let (bottom, top) = (2 * segments, 2 * segments + 1);
+    let mut triangles = Vec::with_capacity(4 * segments as usize);
+    for k in 0..segments {
+        let k1 = (k + 1) % segments;
+        // (u, v, w) is right-handed, so k → k1 turns anticlockwise seen from `to`.
+        triangles.push([k, k1, segments + k1]);
+        triangles.push([k, segments + k1, segments + k]);
+        triangles.push([bottom, k1, k]);
+        triangles.push([top, segments + k, segments + k1]);
+    }
+    Mesh { positions, triangles, ..Mesh::default() }
+}
+
 /// The exact volume of the smooth band that [`ring_band`] approximates (Pappus: path length × profile area).
 pub fn ring_band_volume(inner: f64, outer: f64, width: f64) -> f64 {
     let centre = (inner + outer) / 2.0;

@@ -20,6 +20,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("segments.toml", "customer segments (markup, minimum price) and quantity breaks"),
     ("stones.toml", "stone kinds: setting price, density, glTF material patterns"),
     ("tax.toml", "tax rate and the segments it applies to"),
+    ("casting.toml", "casting minimums: the thinnest wall and wire that cast, per metal"),
 ];
 
 /// A value and where it was written (a byte range of its file), for error messages with line and column.
@@ -209,6 +210,25 @@ pub struct StoneEntry {
     /// Case-insensitive substrings of glTF material names that are this stone, e.g. ["diamond"].
     #[serde(default)]
     pub material_patterns: Vec<String>,
+}
+
+/// `casting.toml`
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CastingFile {
+    /// Format version of this file: 1.
+    pub format: At<u32>,
+    /// The thinnest wall and wire that cast reliably, by metal id (every metal metals.toml prices).
+    pub minimum: BTreeMap<String, At<CastingEntry>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CastingEntry {
+    /// Thinnest wall (thin in one direction: a shank, a bezel, a gallery), mm, more than 0 and at most 2.
+    pub wall_mm: At<Dec>,
+    /// Thinnest wire (thin in two directions: a prong, a filigree strand), mm, more than 0 and at most 2.
+    pub wire_mm: At<Dec>,
 }
 
 /// `tax.toml`

@@ -32,6 +32,15 @@ pub struct RuleSet {
     pub quantity_breaks: Vec<QuantityBreak>,
     pub stones: BTreeMap<String, Stone>,
     pub tax: Tax,
+    /// Casting minimums by metal id: every priced metal has one.
+    pub casting: BTreeMap<String, CastingMinimum>,
+}
+
+/// The thinnest wall and wire one metal casts reliably, mm.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CastingMinimum {
+    pub wall_mm: Decimal,
+    pub wire_mm: Decimal,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -170,12 +179,13 @@ impl RuleSet {
         let segments: Option<files::SegmentsFile> = c.parse("segments.toml", text("segments.toml"));
         let stones: Option<files::StonesFile> = c.parse("stones.toml", text("stones.toml"));
         let tax: Option<files::TaxFile> = c.parse("tax.toml", text("tax.toml"));
-        let (Some(metals), Some(alloys), Some(labour), Some(segments), Some(stones), Some(tax)) =
-            (metals, alloys, labour, segments, stones, tax)
+        let casting: Option<files::CastingFile> = c.parse("casting.toml", text("casting.toml"));
+        let (Some(metals), Some(alloys), Some(labour), Some(segments), Some(stones), Some(tax), Some(casting)) =
+            (metals, alloys, labour, segments, stones, tax, casting)
         else {
             return Err(LoadError { errors: c.errors });
         };
-        let set = c.build(texts, metals, alloys, labour, segments, stones, tax);
+        let set = c.build(texts, metals, alloys, labour, segments, stones, tax, casting);
         if c.errors.is_empty() {
             Ok(set)
         } else {
@@ -256,18 +266,20 @@ impl Checker {
         segments: files::SegmentsFile,
         stones: files::StonesFile,
         tax: files::TaxFile,
+        casting: files::CastingFile,
     ) -> RuleSet {
         let loc = |file: &'static str| Located {
             file,
             text: texts.iter().find(|(n, _)| n == file).map_or("", |(_, t)| t.as_str()),
         };
-        let (m, a, l, s, st, t) = (
+        let (m, a, l, s, st, t, ca) = (
             loc("metals.toml"),
             loc("alloys.toml"),
             loc("labour.toml"),
             loc("segments.toml"),
             loc("stones.toml"),
             loc("tax.toml"),
+            loc("casting.toml"),
         );
         for (f, format) in [
             (&m, &metals.format),
@@ -276,6 +288,7 @@ impl Checker {
             (&s, &segments.format),
             (&st, &stones.format),
             (&t, &tax.format),
+            (&ca, &casting.format),
         ] {
             if *format.get_ref() != FORMAT {
                 self.errors.push(f.at(
@@ -432,6 +445,45 @@ impl Checker {
             }
         }
 
+        // casting.toml
+        let mut casting_map = BTreeMap::new();
+        let most = Decimal::from_f64_retain(models::THIN_BELOW_MM).unwrap_or(Decimal::TWO);
+        for (id, entry) in &casting.minimum {
+            let e = entry.get_ref();
+            if !metal_prices.contains_key(id) {
+                self.errors.push(ca.at(
+                    entry.span(),
+                    format!(
+                        "minimum.{id} is for a metal metals.toml does not price: expected one of {}",
+                        metal_prices.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            for (v, what) in [(&e.wall_mm, "wall_mm"), (&e.wire_mm, "wire_mm")] {
+                let x = v.get_ref().0;
+                if x <= Decimal::ZERO || x > most {
+                    self.errors.push(ca.at(
+                        v.span(),
+                        format!(
+                            "minimum.{id}.{what} is {x}: expected mm above 0 and at most {most} (thin places are \
+                             located up to {most} mm)"
+                        ),
+                    ));
+                }
+            }
+            casting_map
+                .insert(id.clone(), CastingMinimum { wall_mm: e.wall_mm.get_ref().0, wire_mm: e.wire_mm.get_ref().0 });
+        }
+        for id in metal_prices.keys().filter(|id| !casting_map.contains_key(*id)) {
+            self.errors.push(whole_file(
+                "casting.toml",
+                format!(
+                    "metal \"{id}\" (priced in metals.toml) has no casting minimum: expected [minimum.{id}] with \
+                     wall_mm and wire_mm"
+                ),
+            ));
+        }
+
         RuleSet {
             version: version(texts),
             currency,
@@ -453,6 +505,7 @@ impl Checker {
                 rate_percent: tax.rate_percent.get_ref().0,
                 applies_to: tax.applies_to.iter().map(|s| s.get_ref().clone()).collect(),
             },
+            casting: casting_map,
         }
     }
 

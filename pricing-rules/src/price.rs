@@ -4,7 +4,7 @@
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
-use crate::load::{Alloy, RuleSet, Segment};
+use crate::load::{Alloy, CastingMinimum, RuleSet, Segment};
 
 /// What a shop asks for: the one options type from the HTTP request (query or `options` part) through the job
 /// message to pricing. Unknown fields are refused.
@@ -81,6 +81,14 @@ pub struct Quote {
     pub lines: Vec<Line>,
     pub total: Decimal,
     pub currency: String,
+    /// The model is at least as thick as this alloy's metal needs everywhere (casting.toml): walls and wires.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub castable: bool,
+    /// Why, in a sentence: the thinnest wall or wire, where it is, and what the metal needs.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub castability: String,
 }
 
 /// Quotes for every requested alloy, and what they rest on.
@@ -99,8 +107,9 @@ pub struct Quotes {
     #[cfg_attr(feature = "openapi", schema(required = true))]
     pub metal_volume_mm3: f64,
     pub quotes: Vec<Quote>,
-    /// The geometry's volume cannot be trusted even after repair (the report's `review` says why): route the
-    /// order to a person rather than quote it blind.
+    /// The geometry's volume cannot be trusted even after repair (the report's `review` says why), or the piece
+    /// cannot be cast in one of the quoted alloys (its quote's `castability` says where): route the order to a
+    /// person rather than quote it blind.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(required = true))]
     pub needs_review: bool,
@@ -237,10 +246,27 @@ impl RuleSet {
                 .push(format!("needs review: the price rests on a volume that cannot be trusted ({})", why.join("; ")));
         }
 
-        let quotes = alloys
+        let stone_materials: Vec<&str> = detected.iter().map(|d| d.material.as_str()).collect();
+        let walls = MetalWalls::of(geometry, &stone_materials);
+        let quotes: Vec<Quote> = alloys
             .into_iter()
-            .map(|alloy| self.quote(alloy, segment, request, metal_volume, geometry.area_mm2 - gem_area, &detected))
+            .map(|alloy| {
+                let mut q = self.quote(alloy, segment, request, metal_volume, geometry.area_mm2 - gem_area, &detected);
+                let minimum = self.casting.get(&alloy.metal);
+                (q.castable, q.castability) = castability(&alloy.label, minimum, walls.as_ref());
+                q
+            })
             .collect();
+        let uncastable: Vec<String> = quotes.iter().filter(|q| !q.castable).map(|q| q.alloy_label.clone()).collect();
+        if !uncastable.is_empty() {
+            warnings.push(format!(
+                "needs review: the piece cannot be cast as modelled in {} of the {} alloys quoted ({}); each quote's \
+                 castability says where it is too thin",
+                uncastable.len(),
+                quotes.len(),
+                uncastable.join(", ")
+            ));
+        }
         Ok(Quotes {
             rules_version: self.version.clone(),
             prices_date: self.prices_date.clone(),
@@ -249,7 +275,7 @@ impl RuleSet {
             detected_stones: detected,
             metal_volume_mm3: metal_volume,
             quotes,
-            needs_review: geometry.needs_review,
+            needs_review: geometry.needs_review || !uncastable.is_empty(),
             warnings,
         })
     }
@@ -382,6 +408,95 @@ impl RuleSet {
             lines,
             total,
             currency: self.currency.clone(),
+            castable: false,
+            castability: String::new(),
         }
+    }
+}
+
+/// The thin places of the metal: the whole solid's, or, when the model shows stones, its metal materials'
+/// (each measured on its own, so a stone does not thicken the prong that holds it).
+struct MetalWalls<'a> {
+    min_mm: f64,
+    wall: Option<&'a models::ThinRegion>,
+    wire: Option<&'a models::ThinRegion>,
+}
+
+impl<'a> MetalWalls<'a> {
+    fn of(geometry: &'a models::Report, stone_materials: &[&str]) -> Option<MetalWalls<'a>> {
+        let sources: Vec<Option<&models::Thickness>> = if stone_materials.is_empty() {
+            vec![geometry.thickness.as_ref()]
+        } else {
+            geometry
+                .materials
+                .iter()
+                .filter(|m| !stone_materials.contains(&m.name.as_str()) && m.area_mm2 > 0.0)
+                .map(|m| m.thickness.as_ref())
+                .collect()
+        };
+        // Any metal part not measured (a result from before thickness was measured) leaves the verdict open.
+        let sources: Vec<&models::Thickness> = sources.into_iter().collect::<Option<_>>()?;
+        let min_mm = sources.iter().map(|t| t.min_wall_mm).reduce(f64::min)?;
+        let thinnest = |kind: models::ThinKind| {
+            sources
+                .iter()
+                .flat_map(|t| &t.thin_regions)
+                .filter(|r| r.kind == kind)
+                .min_by(|a, b| a.wall_mm.total_cmp(&b.wall_mm))
+        };
+        Some(MetalWalls { min_mm, wall: thinnest(models::ThinKind::Wall), wire: thinnest(models::ThinKind::Wire) })
+    }
+}
+
+/// Millimetres as a minimum is written: at least two decimals (0.80).
+fn mm(v: Decimal) -> String {
+    let mut v = v.normalize();
+    if v.scale() < 2 {
+        v.rescale(2);
+    }
+    v.to_string()
+}
+
+/// Whether an alloy casts, and the sentence that says so.
+fn castability(label: &str, minimum: Option<&CastingMinimum>, walls: Option<&MetalWalls<'_>>) -> (bool, String) {
+    let (Some(minimum), Some(walls)) = (minimum, walls) else {
+        return (false, format!("castability in {label} is unknown: the wall thickness was not measured"));
+    };
+    let at = |r: &models::ThinRegion| {
+        let [x, y, z] = r.thinnest_at_mm;
+        format!("near ({x:.1}, {y:.1}, {z:.1}) mm")
+    };
+    // Compared as shown, to the hundredth of a millimetre.
+    fn below(r: Option<&models::ThinRegion>, min: Decimal) -> Option<&models::ThinRegion> {
+        r.filter(|r| dec(r.wall_mm, 2) < min)
+    }
+    let mut problems = Vec::new();
+    if let Some(r) = below(walls.wall, minimum.wall_mm) {
+        problems.push(format!("walls down to {:.2} mm {}; {label} needs {} mm", r.wall_mm, at(r), mm(minimum.wall_mm)));
+    }
+    if let Some(r) = below(walls.wire, minimum.wire_mm) {
+        problems.push(format!(
+            "wires (prongs) down to {:.2} mm {}; {label} needs {} mm for wires",
+            r.wall_mm,
+            at(r),
+            mm(minimum.wire_mm)
+        ));
+    }
+    if problems.is_empty() {
+        let thinnest = if walls.min_mm >= models::MAX_MEASURED_MM {
+            format!("no wall is thinner than {} mm", models::MAX_MEASURED_MM)
+        } else {
+            format!("the thinnest place is {:.2} mm", walls.min_mm)
+        };
+        (
+            true,
+            format!(
+                "castable in {label}: {thinnest}; it needs {} mm walls and {} mm wires",
+                mm(minimum.wall_mm),
+                mm(minimum.wire_mm)
+            ),
+        )
+    } else {
+        (false, format!("not castable in {label}: {}", problems.join("; ")))
     }
 }

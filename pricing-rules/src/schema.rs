@@ -17,5 +17,6 @@ pub fn schemas() -> Vec<(String, String)> {
     add("segments.toml", schemars::schema_for!(files::SegmentsFile));
     add("stones.toml", schemars::schema_for!(files::StonesFile));
     add("tax.toml", schemars::schema_for!(files::TaxFile));
+    add("casting.toml", schemars::schema_for!(files::CastingFile));
     out
 }

@@ -122,6 +122,25 @@ fn a_stray_toml_file_in_the_directory() {
     let e = RuleSet::load_dir(dir.path()).unwrap_err();
     assert_eq!(
         e.errors[0].to_string(),
-        "alloy.toml: is not a rules file; a rules directory holds metals.toml, alloys.toml, labour.toml, segments.toml, stones.toml, tax.toml"
+        "alloy.toml: is not a rules file; a rules directory holds metals.toml, alloys.toml, labour.toml, segments.toml, stones.toml, tax.toml, casting.toml"
+    );
+}
+
+#[test]
+fn casting_minimums_for_every_metal_within_what_is_measured() {
+    // A metal with no minimum, a minimum for a metal nobody prices, a wall thinner than nothing and a wire
+    // thicker than thin places are located.
+    let text = CASTING
+        .replace("[minimum.palladium]", "[minimum.paladium]")
+        .replace("wall_mm = 0.70", "wall_mm = 0")
+        .replacen("wire_mm = 0.60", "wire_mm = 2.5", 1);
+    assert_eq!(
+        errors("casting.toml", &text),
+        [
+            "casting.toml:5:11: minimum.gold.wire_mm is 2.5: expected mm above 0 and at most 2 (thin places are located up to 2 mm)",
+            "casting.toml:11:1: minimum.paladium is for a metal metals.toml does not price: expected one of gold, palladium, silver",
+            "casting.toml:8:11: minimum.silver.wall_mm is 0: expected mm above 0 and at most 2 (thin places are located up to 2 mm)",
+            "casting.toml: metal \"palladium\" (priced in metals.toml) has no casting minimum: expected [minimum.palladium] with wall_mm and wire_mm",
+        ]
     );
 }

@@ -106,6 +106,7 @@ fn gems_in_the_model_are_not_metal_and_are_set_as_stones() {
             volume_mm3: 1000.0,
             solid_volume_mm3: 1000.0,
             area_mm2: 600.0,
+            thickness: geometry.thickness.clone(),
         },
         models::MaterialReport {
             name: "DiamondMaterial.005".into(),
@@ -114,6 +115,7 @@ fn gems_in_the_model_are_not_metal_and_are_set_as_stones() {
             volume_mm3: 20.0,
             solid_volume_mm3: 20.0,
             area_mm2: 30.0,
+            thickness: None,
         },
     ];
     let mut req = request("18k-yellow", "b2b", 1);

@@ -48,3 +48,17 @@ export function review(job: Done): string | undefined {
   void [solid, metal, welded, asText];
   return flagged ? job.geometry.review.map((r) => `${r.code}: ${r.message}`).join("; ") : undefined;
 }
+
+// Castability: per alloy a verdict and the sentence that says where; the walls measured, when they were.
+export function castability(job: Done): string[] {
+  const thinnest: number | undefined = job.geometry.thickness?.min_wall_mm;
+  const places: string[] = (job.geometry.thickness?.thin_regions ?? []).map(
+    (r: Schemas["ThinRegion"]) => `${r.kind} ${r.wall_mm} mm at ${r.thinnest_at_mm.join(", ")}`,
+  );
+  // @ts-expect-error: a region is a wall or a wire, nothing else
+  const kind: Schemas["ThinRegion"]["kind"] = "sheet";
+  // @ts-expect-error: the thickness may be null (a model with no area)
+  const always: number = job.geometry.thickness.min_wall_mm;
+  void [thinnest, places, kind, always];
+  return job.quotes.filter((q) => !q.castable).map((q) => q.castability);
+}

@@ -77,6 +77,21 @@ material_patterns = ["diamond"]
 
 pub const TAX: &str = "format = 1\nlabel = \"VAT\"\nrate_percent = 19\napplies_to = [\"b2c\"]\n";
 
+pub const CASTING: &str = r#"format = 1
+
+[minimum.gold]
+wall_mm = 0.80
+wire_mm = 0.60
+
+[minimum.silver]
+wall_mm = 0.70
+wire_mm = 0.60
+
+[minimum.palladium]
+wall_mm = 0.80
+wire_mm = 0.70
+"#;
+
 pub fn texts() -> Vec<(String, String)> {
     [
         ("metals.toml", METALS),
@@ -85,6 +100,7 @@ pub fn texts() -> Vec<(String, String)> {
         ("segments.toml", SEGMENTS),
         ("stones.toml", STONES),
         ("tax.toml", TAX),
+        ("casting.toml", CASTING),
     ]
     .into_iter()
     .map(|(n, t)| (n.to_owned(), t.to_owned()))
