@@ -8,7 +8,10 @@
 #   shuffled; and the band as ASCII STL (about 415 MB);
 # - 200 bands of 5,000 triangles each 2 mm from the last (1,000,000 triangles, every band overlapping its
 #   neighbours): the solid needs the union; its time is set against manifold3d's batch union of the same shells.
+# - a 200,000-triangle band, for what the wall-thickness pass costs on a model of that size.
 # admesh, trimesh and manifold3d get fewer runs: they take seconds to minutes each.
+# BASE=/path/to/assay adds rows for another build (an earlier commit's, built in a worktree) on the band files,
+# timed in the same run: what a change costs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-10}
@@ -25,6 +28,8 @@ ascii=$out/ring_2m_ascii.stl
 shells=$out/shells_200.stl
 [ -f "$ascii" ] || target/release/examples/gen_ring "$ascii" 2000 500 --ascii
 [ -f "$shells" ] || target/release/examples/gen_ring "$shells" 100 25 --shells 200
+band200k=$out/ring_200k.stl
+[ -f "$band200k" ] || target/release/examples/gen_ring "$band200k" 400 250
 cat > "$out/trimesh_measure.py" <<'PY'
 import sys, trimesh
 m = trimesh.load(sys.argv[1], force="mesh")
@@ -52,7 +57,7 @@ peak() { /usr/bin/time -f "%M" "$@" 2>&1 >/dev/null | tail -1 | awk '{printf "%.
 ratio() { python3 -c "print('%.1f' % ($1/$2))"; }
 solid() { target/release/assay analyze --json "$1" | python3 -c "import json,sys;print(repr(json.load(sys.stdin)['solid_volume_mm3']))"; }
 
-declare -A t mem adm
+declare -A t mem adm base_mem
 for order in mesh halves shuffled; do
   f=$out/ring_2m_$order.stl
   t[$order]=$(median "$runs" "target/release/assay analyze $f")
@@ -60,6 +65,16 @@ for order in mesh halves shuffled; do
   adm[$order]=$(median 3 "admesh $f")
 done
 admesh_mem=$(peak admesh "$bin")
+t200k=$(median "$runs" "target/release/assay analyze $band200k")
+declare -A base
+if [ -n "${BASE:-}" ]; then
+  for order in mesh halves shuffled; do
+    base[$order]=$(median "$runs" "$BASE analyze $out/ring_2m_$order.stl")
+    base_mem[$order]=$(peak "$BASE" analyze "$out/ring_2m_$order.stl")
+  done
+  base200k=$(median "$runs" "$BASE analyze $band200k")
+fi
+ms() { python3 -c "print('%+.0f ms' % (1000*($1-$2)))"; }
 cat_bin=$(median "$runs" "cat $bin")
 trimesh_bin=$(median 3 "python3 $out/trimesh_measure.py $bin")
 trimesh_mem=$(peak python3 "$out/trimesh_measure.py" "$bin")
@@ -81,6 +96,13 @@ for order in mesh halves shuffled; do
   echo "| 2M-triangle band, $order order | assay analyze (solid volume included) | ${t[$order]} | ${mem[$order]} | 1 (×$(ratio "${t[$order]}" "${t[mesh]}") the mesh order) |"
   echo "| 2M-triangle band, $order order | admesh (default checks) | ${adm[$order]} | $admesh_mem | $(ratio "${adm[$order]}" "${t[$order]}")× slower |"
 done
+if [ -n "${BASE:-}" ]; then
+  for order in mesh halves shuffled; do
+    echo "| 2M-triangle band, $order order | \`BASE\` analyze (the build compared against) | ${base[$order]} | ${base_mem[$order]} | assay $(ms "${t[$order]}" "${base[$order]}") |"
+  done
+  echo "| 200k-triangle band | \`BASE\` analyze | $base200k | | assay $(ms "$t200k" "$base200k") |"
+fi
+echo "| 200k-triangle band | assay analyze | $t200k | | |"
 echo "| 2M-triangle band, mesh order | trimesh (volume, area, watertight, winding, bodies) | $trimesh_bin | $trimesh_mem | $(ratio "$trimesh_bin" "${t[mesh]}")× slower |"
 echo "| 2M-triangle ASCII STL, $(printf %.0f "$ascii_mb") MB | assay analyze | $assay_ascii | $assay_ascii_mem | $(python3 -c "print('%.0f MB/s' % ($ascii_mb/$assay_ascii))") |"
 echo "| 200 overlapping bands, 1M triangles | assay analyze (union included) | $shells_assay | $shells_mem | 1 |"

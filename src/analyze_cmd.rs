@@ -112,7 +112,7 @@ fn write_table(out: &mut impl Write, path: &Path, result: &Result<models::Report
             )?;
         }
         if t.thin_region_count > t.thin_regions.len() as u64 {
-            writeln!(out, "    and {} more places under 2 mm", t.thin_region_count - t.thin_regions.len() as u64)?;
+            writeln!(out, "    and {} more places under 1.5 mm", t.thin_region_count - t.thin_regions.len() as u64)?;
         }
     }
     if !r.materials.is_empty() {

@@ -8,17 +8,17 @@
 //!
 //! - Samples: the surface's area is cut into equal parts in triangle order (a sample where the running area
 //!   passes the middle of each part), placed in their triangle by a low-discrepancy sequence, so a finely meshed
-//!   region gets no more samples than a coarse one of the same area. At most [`MAX_SAMPLES`] samples, never
-//!   closer than [`MIN_SPACING_MM`]; the spacing is reported.
-//! - Robustness: each sample's wall is the median of the samples within two spacings of it that face within 60°
-//!   of it (itself included), so one ray grazing a sharp edge cannot set the minimum, and a thin wall must be
+//!   region gets no more samples than a coarse one of the same area. One per [`SPACING_MM`]², at least
+//!   [`MIN_SAMPLES`] and at most [`MAX_SAMPLES`]; the spacing is reported.
+//! - Robustness: each thin sample's wall is the median of the samples within two spacings of it that face within
+//!   60° of it (itself included), so one ray grazing a sharp edge cannot set the minimum, and a thin wall must be
 //!   wider than about two samples.
 //! - Walls and wires: from the middle of a thin sample's ray, six lines across the ray measure the solid's
 //!   width; a cross-section less than [`WIRE_RATIO`] times as wide as it is thick is a wire (a prong, a
 //!   filigree strand), otherwise a wall. A thin region grows from the thinnest place not yet in one, over
 //!   samples within two spacings (through the middle of the wall) at most 1.5 times as thick.
-//! - Leaves of the hierarchy are runs of 16 consecutive triangles (the mesh keeps its locality), which makes
-//!   it sixteen times cheaper to build on a large model than one leaf a triangle.
+//! - Leaves of the hierarchy are runs of 4 to 16 consecutive triangles (more on larger models; the mesh keeps
+//!   its locality), which makes it that many times cheaper to build than one leaf a triangle.
 //!
 //! Everything runs in a fixed order: the result does not depend on the thread count.
 
@@ -39,18 +39,22 @@ use crate::solid::Surface;
 /// Walls are measured up to this thickness; a thicker wall is simply thick.
 pub const MAX_MEASURED_MM: f64 = 10.0;
 /// Walls thinner than this are located as thin regions. Casting minimums above it cannot be checked.
-pub const THIN_BELOW_MM: f64 = 2.0;
-/// Most samples on one model (all materials together).
+pub const THIN_BELOW_MM: f64 = 1.5;
+/// Samples are this far apart (one per 0.36 mm²), unless that makes fewer than [`MIN_SAMPLES`] or more than
+/// [`MAX_SAMPLES`] on the model (all materials together).
+pub const SPACING_MM: f64 = 0.6;
+pub const MIN_SAMPLES: usize = 1_024;
 pub const MAX_SAMPLES: usize = 16_384;
-/// Samples are never closer than this: a small model gets fewer than the maximum.
-pub const MIN_SPACING_MM: f64 = 0.05;
 /// A thin place whose cross-section is less than this many times as wide as it is thick is a wire.
 pub const WIRE_RATIO: f64 = 2.0;
 /// Thin regions listed in a report (all of them are counted).
 pub const MAX_REGIONS: usize = 10;
 
-/// Consecutive triangles under one leaf of the hierarchy.
-const LEAF: usize = 16;
+/// Consecutive triangles under one leaf of the hierarchy: 4 up to 32k triangles, doubling with the model's size
+/// up to 16 (a 2M-triangle model: builds 4 times faster than with 4, and casts as fast).
+fn leaf_size(triangles: usize) -> usize {
+    (triangles / 32_768).next_power_of_two().clamp(4, 16)
+}
 /// Hits closer than this to a ray's origin are the surface it starts on.
 const EPS_MM: f32 = 1e-5;
 /// A region takes in neighbours up to this many times as thick as its thinnest place (or one sample spacing
@@ -59,7 +63,12 @@ const REGION_GROWTH: f64 = 1.5;
 /// Fewest samples a thin region has.
 const MIN_REGION_SAMPLES: usize = 3;
 /// Thin samples of a region whose cross-section is measured (the thinnest), to call it a wall or a wire.
-const CLASSIFY_PER_REGION: usize = 16;
+const CLASSIFY_PER_REGION: usize = 3;
+/// Lines across a thin place's wall, evenly turned, whose narrowest is its cross-section's width.
+const CROSS_LINES: usize = 4;
+/// Regions (the thinnest) told apart as walls or wires: the listed ones, and more until both kinds are found;
+/// thicker ones count as walls, whose minimums are the higher ones.
+const CLASSIFIED_REGIONS: usize = 32;
 
 /// Whether a thin place is a wall (thin in one direction) or a wire (thin in two: a prong, a strand).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,17 +101,17 @@ pub struct Thickness {
     /// The thinnest wall or wire, mm (at most [`MAX_MEASURED_MM`]).
     pub min_wall_mm: f64,
     /// The thinnest place called a wall, and the thinnest called a wire, among the thin regions (none when
-    /// nothing of that kind is thinner than 2 mm).
+    /// nothing of that kind is thinner than 1.5 mm).
     pub thinnest_wall_mm: Option<f64>,
     pub thinnest_wire_mm: Option<f64>,
     /// Walls by area: 5 %, 25 % and 50 % of the surface is thinner than these, mm.
     pub p5_mm: f64,
     pub p25_mm: f64,
     pub p50_mm: f64,
-    /// Places thinner than 2 mm, thinnest first: at most 10, the thinnest wall and the thinnest wire always
+    /// Places thinner than 1.5 mm, thinnest first: at most 10, the thinnest wall and the thinnest wire always
     /// among them.
     pub thin_regions: Vec<ThinRegion>,
-    /// All places thinner than 2 mm, listed or not.
+    /// All places thinner than 1.5 mm, listed or not.
     pub thin_region_count: u64,
     pub samples: u64,
     /// Distance between neighbouring samples, mm.
@@ -121,21 +130,27 @@ struct Sample {
     wall: f64,
 }
 
-/// A group's triangles under a hierarchy of leaves of [`LEAF`] triangles, in `f32` about a local origin.
+/// A group's triangles under a hierarchy of leaves of a few consecutive triangles, in `f32` about a local origin.
 struct Caster<'a> {
-    positions: &'a [[f64; 3]],
+    /// Every vertex of the surface, in `f32` about `origin` (shared by the groups).
+    vertices: &'a [Vector],
     triangles: &'a [[u32; 3]],
     origin: [f64; 3],
+    leaf: usize,
     bvh: Bvh,
+}
+
+fn local(origin: [f64; 3], p: [f64; 3]) -> Vector {
+    Vector::new((p[0] - origin[0]) as f32, (p[1] - origin[1]) as f32, (p[2] - origin[2]) as f32)
 }
 
 impl Caster<'_> {
     fn local(&self, p: [f64; 3]) -> Vector {
-        Vector::new((p[0] - self.origin[0]) as f32, (p[1] - self.origin[1]) as f32, (p[2] - self.origin[2]) as f32)
+        local(self.origin, p)
     }
 
     fn triangle(&self, t: usize) -> Triangle {
-        let [a, b, c] = self.triangles[t].map(|v| self.local(self.positions[v as usize]));
+        let [a, b, c] = self.triangles[t].map(|v| self.vertices[v as usize]);
         Triangle::new(a, b, c)
     }
 
@@ -148,9 +163,9 @@ impl Caster<'_> {
         let ray = Ray::new(self.local(from), Vector::new(dir[0] as f32, dir[1] as f32, dir[2] as f32));
         self.bvh
             .cast_ray(&ray, max as f32, |leaf, best| {
-                let first = leaf as usize * LEAF;
+                let first = leaf as usize * self.leaf;
                 let mut hit: Option<f32> = None;
-                for t in first..(first + LEAF).min(self.triangles.len()) {
+                for t in first..(first + self.leaf).min(self.triangles.len()) {
                     let tri = self.triangle(t);
                     if tri.scaled_normal().dot(ray.dir) <= 0.0 {
                         continue;
@@ -168,17 +183,18 @@ impl Caster<'_> {
     }
 }
 
-fn caster<'a>(positions: &'a [[f64; 3]], triangles: &'a [[u32; 3]], origin: [f64; 3]) -> Caster<'a> {
-    let mut c = Caster { positions, triangles, origin, bvh: Bvh::new() };
+fn caster<'a>(vertices: &'a [Vector], triangles: &'a [[u32; 3]], origin: [f64; 3]) -> Caster<'a> {
+    let leaf = leaf_size(triangles.len());
+    let mut c = Caster { vertices, triangles, origin, leaf, bvh: Bvh::new() };
     let leaves: Vec<(usize, Aabb)> = triangles
-        .par_chunks(LEAF)
+        .par_chunks(leaf)
         .enumerate()
         .map(|(i, run)| {
             let mut lo = Vector::splat(f32::MAX);
             let mut hi = Vector::splat(f32::MIN);
             for t in run {
                 for &v in t {
-                    let p = c.local(positions[v as usize]);
+                    let p = vertices[v as usize];
                     lo = lo.min(p);
                     hi = hi.max(p);
                 }
@@ -227,7 +243,8 @@ pub(crate) fn measure(surface: &Surface<'_>) -> (Option<Thickness>, Vec<Option<T
     if total.is_nan() || total <= 0.0 || !total.is_finite() {
         return (None, vec![None; groups.len()]);
     }
-    let per_sample = (total / MAX_SAMPLES as f64).max(MIN_SPACING_MM * MIN_SPACING_MM);
+    let wanted = (total / (SPACING_MM * SPACING_MM)).clamp(MIN_SAMPLES as f64, MAX_SAMPLES as f64);
+    let per_sample = total / wanted;
     let spacing = per_sample.sqrt();
 
     // Samples: the k-th where the running area (over all groups in order) passes (k + ½) · per_sample.
@@ -273,7 +290,8 @@ pub(crate) fn measure(surface: &Surface<'_>) -> (Option<Thickness>, Vec<Option<T
 
     let (lo, hi) = crate::analyze::bounds(positions.par_iter().copied());
     let origin: [f64; 3] = std::array::from_fn(|i| 0.5 * (lo[i] + hi[i]));
-    let casters: Vec<Caster<'_>> = groups.iter().map(|g| caster(positions, g, origin)).collect();
+    let vertices: Vec<Vector> = positions.par_iter().map(|&p| local(origin, p)).collect();
+    let casters: Vec<Caster<'_>> = groups.iter().map(|g| caster(&vertices, g, origin)).collect();
     samples.par_iter_mut().for_each(|s| {
         s.wall = casters[s.group as usize].exit(s.point, s.inward, MAX_MEASURED_MM).unwrap_or(MAX_MEASURED_MM);
     });
@@ -281,8 +299,12 @@ pub(crate) fn measure(surface: &Surface<'_>) -> (Option<Thickness>, Vec<Option<T
     let filtered = median_filter(&samples, 2.0 * spacing);
     let all: Vec<u32> = (0..samples.len() as u32).collect();
     let overall = summarize(&samples, &filtered, &all, &casters, spacing, per_sample);
+    let used = groups.iter().filter(|g| !g.is_empty()).count();
     let per_group = (0..groups.len() as u32)
         .map(|g| {
+            if used == 1 && !groups[g as usize].is_empty() {
+                return Some(overall.clone());
+            }
             let idx: Vec<u32> = all.iter().copied().filter(|&i| samples[i as usize].group == g).collect();
             (!idx.is_empty()).then(|| summarize(&samples, &filtered, &idx, &casters, spacing, per_sample))
         })
@@ -290,46 +312,79 @@ pub(crate) fn measure(surface: &Surface<'_>) -> (Option<Thickness>, Vec<Option<T
     (Some(overall), per_group)
 }
 
-/// Cells of a grid of `cell` mm holding sample indices.
-fn grid(samples: &[Sample], cell: f64) -> FxHashMap<[i64; 3], Vec<u32>> {
-    let mut g: FxHashMap<[i64; 3], Vec<u32>> = FxHashMap::default();
-    for (i, s) in samples.iter().enumerate() {
-        g.entry(s.point.map(|x| (x / cell).floor() as i64)).or_default().push(i as u32);
+/// Samples sorted by the cell of a grid of `cell` mm they lie in, and where each cell's run starts.
+struct Grid {
+    cell: f64,
+    order: Vec<u32>,
+    runs: FxHashMap<[i64; 3], (u32, u32)>,
+}
+
+impl Grid {
+    fn new(samples: &[Sample], cell: f64) -> Grid {
+        let key = |s: &Sample| s.point.map(|x| (x / cell).floor() as i64);
+        let mut order: Vec<u32> = (0..samples.len() as u32).collect();
+        order.sort_by_key(|&i| (key(&samples[i as usize]), i));
+        let mut runs = FxHashMap::default();
+        let mut k = 0;
+        while k < order.len() {
+            let c = key(&samples[order[k] as usize]);
+            let mut e = k + 1;
+            while e < order.len() && key(&samples[order[e] as usize]) == c {
+                e += 1;
+            }
+            runs.insert(c, (k as u32, e as u32));
+            k = e;
+        }
+        Grid { cell, order, runs }
     }
-    g
+
+    /// The samples of `samples[i]`'s group within the grid's cell size of it, into `out` (cleared first).
+    fn near(&self, samples: &[Sample], i: usize, out: &mut Vec<u32>) {
+        out.clear();
+        let s = &samples[i];
+        let c = s.point.map(|x| (x / self.cell).floor() as i64);
+        let r2 = self.cell * self.cell;
+        for dx in -1..=1 {
+            for dy in -1..=1 {
+                for dz in -1..=1 {
+                    let Some(&(a, b)) = self.runs.get(&[c[0] + dx, c[1] + dy, c[2] + dz]) else { continue };
+                    for &j in &self.order[a as usize..b as usize] {
+                        let o = &samples[j as usize];
+                        let d = sub(o.point, s.point);
+                        if o.group == s.group && dot(d, d) <= r2 {
+                            out.push(j);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
-fn neighbours<'g>(
-    g: &'g FxHashMap<[i64; 3], Vec<u32>>,
-    samples: &'g [Sample],
-    i: usize,
-    r: f64,
-) -> impl Iterator<Item = u32> + 'g {
-    let s = samples[i];
-    let c = s.point.map(|x| (x / r).floor() as i64);
-    (0..27).flat_map(move |k| {
-        let key = [c[0] + k % 3 - 1, c[1] + k / 3 % 3 - 1, c[2] + k / 9 - 1];
-        g.get(&key).into_iter().flatten().copied().filter(move |&j| {
-            let o = samples[j as usize];
-            o.group == s.group && dot(sub(o.point, s.point), sub(o.point, s.point)) <= r * r
-        })
-    })
-}
-
-/// Each sample's wall replaced by the median of its neighbours' within `r` (itself included) on the same side:
-/// facing within 60° of it, so a band's surface beside a wire is not averaged with the wire.
+/// Each thin sample's wall replaced by the median of its neighbours' within `r` (itself included) on the same
+/// side: facing within 60° of it, so a band's surface beside a wire is not averaged with the wire.
 fn median_filter(samples: &[Sample], r: f64) -> Vec<f64> {
-    let g = grid(samples, r);
+    let g = Grid::new(samples, r);
     (0..samples.len())
         .into_par_iter()
-        .map(|i| {
-            let mut w: Vec<f64> = neighbours(&g, samples, i, r)
-                .filter(|&j| dot(samples[j as usize].inward, samples[i].inward) > 0.5)
-                .map(|j| samples[j as usize].wall)
-                .collect();
-            w.sort_by(f64::total_cmp);
-            w.get(w.len() / 2).copied().unwrap_or(samples[i].wall)
-        })
+        .map_init(
+            || (Vec::new(), Vec::new()),
+            |(near, w), i| {
+                // Only a thin point can be made thicker by its neighbours, or be thin: thick ones stay as measured.
+                if samples[i].wall >= THIN_BELOW_MM {
+                    return samples[i].wall;
+                }
+                g.near(samples, i, near);
+                w.clear();
+                w.extend(
+                    near.iter()
+                        .filter(|&&j| dot(samples[j as usize].inward, samples[i].inward) > 0.5)
+                        .map(|&j| samples[j as usize].wall),
+                );
+                w.sort_by(f64::total_cmp);
+                w.get(w.len() / 2).copied().unwrap_or(samples[i].wall)
+            },
+        )
         .collect()
 }
 
@@ -338,9 +393,9 @@ fn cross_width(c: &Caster<'_>, s: &Sample, wall: f64) -> f64 {
     let mid: [f64; 3] = std::array::from_fn(|i| s.point[i] + s.inward[i] * 0.5 * s.wall.min(wall));
     let u = crate::solid::unit_perpendicular(s.inward);
     let v = cross(s.inward, u);
-    (0..6)
+    (0..CROSS_LINES)
         .map(|k| {
-            let a = std::f64::consts::PI * k as f64 / 6.0;
+            let a = std::f64::consts::PI * k as f64 / CROSS_LINES as f64;
             let d: [f64; 3] = std::array::from_fn(|i| a.cos() * u[i] + a.sin() * v[i]);
             let back = d.map(|x| -x);
             c.exit(mid, d, MAX_MEASURED_MM).unwrap_or(MAX_MEASURED_MM)
@@ -385,8 +440,9 @@ fn summarize(
         })
         .collect();
     // Regions grow from the thinnest place not yet in one, over neighbours at most half as thick again: a
-    // bracelet that is 1.5 mm thin everywhere with one 0.2 mm spot has the spot as a region of its own.
-    let g = grid(&thin_samples, r);
+    // bracelet that is 1.2 mm thin everywhere with one 0.2 mm spot has the spot as a region of its own.
+    let g = Grid::new(&thin_samples, r);
+    let mut near = Vec::new();
     let wall_of = |i: u32| filtered[thin[i as usize] as usize];
     let mut by_wall: Vec<u32> = (0..thin.len() as u32).collect();
     by_wall.sort_by(|&a, &b| wall_of(a).total_cmp(&wall_of(b)).then(a.cmp(&b)));
@@ -404,7 +460,8 @@ fn summarize(
         while k < m.len() {
             let i = m[k] as usize;
             k += 1;
-            for j in neighbours(&g, &thin_samples, i, r).collect::<Vec<_>>() {
+            g.near(&thin_samples, i, &mut near);
+            for &j in &near {
                 if region_of[j as usize] == u32::MAX && wall_of(j) <= limit {
                     region_of[j as usize] = id;
                     m.push(j);
@@ -418,37 +475,51 @@ fn summarize(
     let specks: Vec<u32> =
         members.iter().filter(|m| m.len() < MIN_REGION_SAMPLES).flatten().map(|&i| thin[i as usize]).collect();
     let roots: Vec<usize> = (0..members.len()).filter(|&k| members[k].len() >= MIN_REGION_SAMPLES).collect();
-    let mut regions: Vec<ThinRegion> = roots
+    // Roots are in the order their seeds were taken: thinnest first.
+    let mut found: Vec<(Vec<u32>, ThinRegion)> = roots
         .par_iter()
         .map(|root| {
             let mut m = members[*root].clone();
-            m.sort_by(|&a, &b| {
-                filtered[thin[a as usize] as usize].total_cmp(&filtered[thin[b as usize] as usize]).then(a.cmp(&b))
-            });
+            m.sort_by(|&a, &b| wall_of(a).total_cmp(&wall_of(b)).then(a.cmp(&b)));
             let n = m.len() as f64;
             let centre = m.iter().fold([0.0; 3], |c, &i| {
                 let p = thin_samples[i as usize].point;
                 std::array::from_fn(|k| c[k] + p[k] / n)
             });
-            let first = samples[thin[m[0] as usize] as usize];
-            let wires = m
-                .iter()
-                .take(CLASSIFY_PER_REGION)
-                .filter(|&&i| {
-                    let s = &samples[thin[i as usize] as usize];
-                    let wall = filtered[thin[i as usize] as usize];
-                    cross_width(&casters[s.group as usize], s, wall) < WIRE_RATIO * wall
-                })
-                .count();
-            ThinRegion {
-                kind: if 2 * wires > m.len().min(CLASSIFY_PER_REGION) { ThinKind::Wire } else { ThinKind::Wall },
-                wall_mm: filtered[thin[m[0] as usize] as usize],
+            let region = ThinRegion {
+                kind: ThinKind::Wall,
+                wall_mm: wall_of(m[0]),
                 area_mm2: n * per_sample,
                 centre_mm: centre,
-                thinnest_at_mm: first.point,
-            }
+                thinnest_at_mm: samples[thin[m[0] as usize] as usize].point,
+            };
+            (m, region)
         })
         .collect();
+    // Walls or wires: the listed regions, then the next ones until both kinds are found (or enough were tried).
+    let classify = |found: &mut [(Vec<u32>, ThinRegion)]| {
+        found.par_iter_mut().for_each(|(m, region)| {
+            let tried = m.len().min(CLASSIFY_PER_REGION);
+            let wires = m[..tried]
+                .iter()
+                .filter(|&&i| {
+                    let s = &samples[thin[i as usize] as usize];
+                    cross_width(&casters[s.group as usize], s, wall_of(i)) < WIRE_RATIO * wall_of(i)
+                })
+                .count();
+            region.kind = if 2 * wires > tried { ThinKind::Wire } else { ThinKind::Wall };
+        })
+    };
+    let first = found.len().min(MAX_REGIONS);
+    classify(&mut found[..first]);
+    let kinds = |f: &[(Vec<u32>, ThinRegion)]| {
+        [ThinKind::Wall, ThinKind::Wire].iter().all(|k| f.iter().any(|(_, r)| r.kind == *k))
+    };
+    if !kinds(&found[..first]) {
+        let more = found.len().min(CLASSIFIED_REGIONS);
+        classify(&mut found[first..more]);
+    }
+    let mut regions: Vec<ThinRegion> = found.into_iter().map(|(_, r)| r).collect();
     regions.sort_by(|a, b| a.wall_mm.total_cmp(&b.wall_mm).then(b.area_mm2.total_cmp(&a.area_mm2)));
     let mut specks = specks;
     specks.sort_unstable();

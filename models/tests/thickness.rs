@@ -23,7 +23,9 @@ fn a_plate_is_as_thin_as_it_is_thick() {
     assert_eq!(t.thinnest_wire_mm, None);
     // Top and bottom: about 800 mm² of the plate's 856 mm².
     assert!(r.area_mm2 > 780.0 && r.area_mm2 < 860.0, "{}", r.area_mm2);
-    assert!(t.samples > 8_000, "{}", t.samples);
+    // One sample per 0.36 mm² (0.6 mm apart).
+    assert_eq!(t.samples, 2378);
+    assert!((t.sample_spacing_mm - 0.6).abs() < 1e-9, "{}", t.sample_spacing_mm);
 }
 
 #[test]
@@ -108,7 +110,8 @@ fn a_moved_and_turned_copy_measures_the_same() {
     let b = thickness(&turned);
     assert_eq!(a.samples, b.samples);
     for (x, y) in [(a.min_wall_mm, b.min_wall_mm), (a.p5_mm, b.p5_mm), (a.p25_mm, b.p25_mm), (a.p50_mm, b.p50_mm)] {
-        assert!((x - y).abs() <= 1e-3, "{x} vs {y}");
+        // The union orders its triangles by position, so the turned copy's samples fall elsewhere: within 0.5 %.
+        assert!((x - y).abs() <= 5e-3 * x, "{x} vs {y}");
     }
 }
 

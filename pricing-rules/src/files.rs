@@ -225,9 +225,9 @@ pub struct CastingFile {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CastingEntry {
-    /// Thinnest wall (thin in one direction: a shank, a bezel, a gallery), mm, more than 0 and at most 2.
+    /// Thinnest wall (thin in one direction: a shank, a bezel, a gallery), mm, more than 0 and at most 1.5.
     pub wall_mm: At<Dec>,
-    /// Thinnest wire (thin in two directions: a prong, a filigree strand), mm, more than 0 and at most 2.
+    /// Thinnest wire (thin in two directions: a prong, a filigree strand), mm, more than 0 and at most 1.5.
     pub wire_mm: At<Dec>,
 }
 

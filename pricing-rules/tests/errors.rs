@@ -137,9 +137,9 @@ fn casting_minimums_for_every_metal_within_what_is_measured() {
     assert_eq!(
         errors("casting.toml", &text),
         [
-            "casting.toml:5:11: minimum.gold.wire_mm is 2.5: expected mm above 0 and at most 2 (thin places are located up to 2 mm)",
+            "casting.toml:5:11: minimum.gold.wire_mm is 2.5: expected mm above 0 and at most 1.5 (thin places are located up to 1.5 mm)",
             "casting.toml:11:1: minimum.paladium is for a metal metals.toml does not price: expected one of gold, palladium, silver",
-            "casting.toml:8:11: minimum.silver.wall_mm is 0: expected mm above 0 and at most 2 (thin places are located up to 2 mm)",
+            "casting.toml:8:11: minimum.silver.wall_mm is 0: expected mm above 0 and at most 1.5 (thin places are located up to 1.5 mm)",
             "casting.toml: metal \"palladium\" (priced in metals.toml) has no casting minimum: expected [minimum.palladium] with wall_mm and wire_mm",
         ]
     );
