@@ -17,7 +17,7 @@ python3 - "$out/prices.json" "$dir" <<'PY'
 import json, os, sys
 import numpy as np, trimesh
 doc = json.load(open(sys.argv[1]))
-print("| model | triangles | min wall (mm) | trimesh ray there (mm) | 5 % / 50 % of the surface under (mm) | thinnest wall / wire (mm) | places under 2 mm | gold | silver | platinum | palladium |")
+print("| model | triangles | min wall (mm) | trimesh ray there (mm) | 5 % / 50 % of the surface under (mm) | thinnest wall / wire (mm) | places under 1.5 mm | gold | silver | platinum | palladium |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 for m in sorted(doc["models"], key=lambda m: m["file"]):
     name = os.path.basename(m["file"])

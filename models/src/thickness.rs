@@ -388,18 +388,20 @@ fn median_filter(samples: &[Sample], r: f64) -> Vec<f64> {
         .collect()
 }
 
-/// How wide the solid is through the middle of sample `s`'s wall, across the wall: the narrowest of six lines.
+/// How wide the solid is through the middle of sample `s`'s wall, across the wall: the narrowest of the lines,
+/// up to [`WIRE_RATIO`] times the wall (wider is a wall whatever its width).
 fn cross_width(c: &Caster<'_>, s: &Sample, wall: f64) -> f64 {
     let mid: [f64; 3] = std::array::from_fn(|i| s.point[i] + s.inward[i] * 0.5 * s.wall.min(wall));
     let u = crate::solid::unit_perpendicular(s.inward);
     let v = cross(s.inward, u);
+    let limit = WIRE_RATIO * wall;
     (0..CROSS_LINES)
         .map(|k| {
             let a = std::f64::consts::PI * k as f64 / CROSS_LINES as f64;
             let d: [f64; 3] = std::array::from_fn(|i| a.cos() * u[i] + a.sin() * v[i]);
             let back = d.map(|x| -x);
-            c.exit(mid, d, MAX_MEASURED_MM).unwrap_or(MAX_MEASURED_MM)
-                + c.exit(mid, back, MAX_MEASURED_MM).unwrap_or(MAX_MEASURED_MM)
+            // Only whether it is narrower than a wire's limit matters: no ray need go further.
+            c.exit(mid, d, limit).unwrap_or(limit) + c.exit(mid, back, limit).unwrap_or(limit)
         })
         .fold(f64::INFINITY, f64::min)
 }
