@@ -137,7 +137,8 @@ struct Caster<'a> {
     triangles: &'a [[u32; 3]],
     origin: [f64; 3],
     leaf: usize,
-    bvh: Bvh,
+    /// A hierarchy per run of consecutive triangles (its first triangle, its tree): built in parallel.
+    parts: Vec<(usize, Bvh)>,
 }
 
 fn local(origin: [f64; 3], p: [f64; 3]) -> Vector {
@@ -157,14 +158,14 @@ impl Caster<'_> {
     /// Distance from `from` along unit `dir` to where the solid is left (the nearest triangle facing along
     /// the ray), up to `max`.
     fn exit(&self, from: [f64; 3], dir: [f64; 3], max: f64) -> Option<f64> {
-        if self.bvh.is_empty() {
-            return None;
-        }
         let ray = Ray::new(self.local(from), Vector::new(dir[0] as f32, dir[1] as f32, dir[2] as f32));
-        self.bvh
-            .cast_ray(&ray, max as f32, |leaf, best| {
-                let first = leaf as usize * self.leaf;
+        let mut best: Option<f32> = None;
+        for (start, bvh) in &self.parts {
+            let limit = best.unwrap_or(max as f32);
+            let hit = bvh.cast_ray(&ray, limit, |leaf, best| {
+                let first = start + leaf as usize * self.leaf;
                 let mut hit: Option<f32> = None;
+                // Parts are whole leaves: a leaf ends within its part.
                 for t in first..(first + self.leaf).min(self.triangles.len()) {
                     let tri = self.triangle(t);
                     if tri.scaled_normal().dot(ray.dir) <= 0.0 {
@@ -178,34 +179,51 @@ impl Caster<'_> {
                     }
                 }
                 hit
-            })
-            .map(|(_, toi)| f64::from(toi))
+            });
+            if let Some((_, toi)) = hit {
+                best = Some(toi);
+            }
+        }
+        best.map(f64::from)
     }
 }
 
+/// Triangles in one hierarchy: a larger model gets one per this many, built in parallel.
+const PART: usize = 1 << 18;
+
 fn caster<'a>(vertices: &'a [Vector], triangles: &'a [[u32; 3]], origin: [f64; 3]) -> Caster<'a> {
     let leaf = leaf_size(triangles.len());
-    let mut c = Caster { vertices, triangles, origin, leaf, bvh: Bvh::new() };
-    let leaves: Vec<(usize, Aabb)> = triangles
-        .par_chunks(leaf)
-        .enumerate()
-        .map(|(i, run)| {
-            let mut lo = Vector::splat(f32::MAX);
-            let mut hi = Vector::splat(f32::MIN);
-            for t in run {
-                for &v in t {
-                    let p = vertices[v as usize];
-                    lo = lo.min(p);
-                    hi = hi.max(p);
-                }
+    let bounds = |run: &mut dyn Iterator<Item = [u32; 3]>| {
+        let mut lo = Vector::splat(f32::MAX);
+        let mut hi = Vector::splat(f32::MIN);
+        for t in run {
+            for v in t {
+                let q = vertices[v as usize];
+                lo = lo.min(q);
+                hi = hi.max(q);
             }
-            (i, Aabb::new(lo, hi))
+        }
+        Aabb::new(lo, hi)
+    };
+    // Parts of whole leaves, so a leaf never straddles two.
+    let part = PART.div_ceil(leaf) * leaf;
+    let n = triangles.len();
+    let parts: Vec<(usize, Bvh)> = (0..n.div_ceil(part))
+        .into_par_iter()
+        .map(|p| {
+            let (start, end) = (p * part, ((p + 1) * part).min(n));
+            let leaves: Vec<(usize, Aabb)> = (start..end)
+                .into_par_iter()
+                .step_by(leaf)
+                .map(|first| {
+                    let last = (first + leaf).min(end);
+                    ((first - start) / leaf, bounds(&mut triangles[first..last].iter().copied()))
+                })
+                .collect();
+            (start, Bvh::from_iter(BvhBuildStrategy::Binned, leaves))
         })
         .collect();
-    if !leaves.is_empty() {
-        c.bvh = Bvh::from_iter(BvhBuildStrategy::Binned, leaves);
-    }
-    c
+    Caster { vertices, triangles, origin, leaf, parts }
 }
 
 fn area_normal(p: &[[f64; 3]], t: [u32; 3]) -> ([f64; 3], f64) {
@@ -233,12 +251,12 @@ fn point_in(p: &[[f64; 3]], t: [u32; 3], k: u64) -> [f64; 3] {
 pub(crate) fn measure(surface: &Surface<'_>) -> (Option<Thickness>, Vec<Option<Thickness>>) {
     let positions: &[[f64; 3]] = &surface.positions;
     let groups: Vec<&[[u32; 3]]> = surface.groups.iter().map(Cow::as_ref).collect();
-    // Area in fixed chunks, summed in order.
+    // Every triangle's area once (f32 is plenty to place samples by), summed in fixed chunks in order.
     const CHUNK: usize = 1 << 14;
-    let chunk_areas: Vec<Vec<f64>> = groups
-        .iter()
-        .map(|g| g.par_chunks(CHUNK).map(|ch| ch.iter().map(|&t| area_normal(positions, t).1).sum()).collect())
-        .collect();
+    let areas: Vec<Vec<f32>> =
+        groups.iter().map(|g| g.par_iter().map(|&t| area_normal(positions, t).1 as f32).collect()).collect();
+    let chunk_areas: Vec<Vec<f64>> =
+        areas.iter().map(|a| a.par_chunks(CHUNK).map(|ch| ch.iter().map(|&x| f64::from(x)).sum()).collect()).collect();
     let total: f64 = chunk_areas.iter().flatten().sum();
     if total.is_nan() || total <= 0.0 || !total.is_finite() {
         return (None, vec![None; groups.len()]);
@@ -250,7 +268,7 @@ pub(crate) fn measure(surface: &Surface<'_>) -> (Option<Thickness>, Vec<Option<T
     // Samples: the k-th where the running area (over all groups in order) passes (k + ½) · per_sample.
     let mut samples: Vec<Sample> = Vec::new();
     let mut running = 0.0;
-    for (g, (tris, areas)) in groups.iter().zip(&chunk_areas).enumerate() {
+    for (g, ((tris, tri_areas), areas)) in groups.iter().zip(&areas).zip(&chunk_areas).enumerate() {
         let starts: Vec<f64> = areas
             .iter()
             .scan(running, |acc, a| {
@@ -262,15 +280,16 @@ pub(crate) fn measure(surface: &Surface<'_>) -> (Option<Thickness>, Vec<Option<T
         running += areas.iter().sum::<f64>();
         let found: Vec<Vec<Sample>> = tris
             .par_chunks(CHUNK)
+            .zip(tri_areas.par_chunks(CHUNK))
             .zip(starts)
-            .map(|(ch, mut acc)| {
+            .map(|((ch, ch_areas), mut acc)| {
                 let mut out = Vec::new();
-                for &t in ch {
-                    let (n, a) = area_normal(positions, t);
-                    let end = acc + a;
+                for (&t, &a) in ch.iter().zip(ch_areas) {
+                    let end = acc + f64::from(a);
                     let mut k = (acc / per_sample - 0.5).ceil().max(0.0) as u64;
                     while (k as f64 + 0.5) * per_sample < end && a > 0.0 {
                         if (k as f64 + 0.5) * per_sample >= acc {
+                            let n = area_normal(positions, t).0;
                             out.push(Sample {
                                 group: g as u32,
                                 point: point_in(positions, t, k),
