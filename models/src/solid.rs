@@ -869,7 +869,7 @@ fn measure(s: &Shells<'_>, n_materials: usize, repairs: &mut Repairs, review: &m
             material_volumes[m] = merged.iter().map(|p| p.volume).sum();
         }
         for p in &merged {
-            add_surface(if n_materials == 0 { 0 } else { m }, p);
+            add_surface(m, p);
         }
         all.extend(merged);
     }

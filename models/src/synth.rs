@@ -2,7 +2,9 @@
 
 use std::f64::consts::TAU;
 
+use crate::analyze::{cross, norm};
 use crate::mesh::Mesh;
+use crate::solid::unit_perpendicular;
 
 /// A closed ring band: an elliptical profile (the "comfort fit" of a wedding band) swept around the ring's axis.
 ///
@@ -78,14 +80,8 @@ pub fn cuboid(min: [f64; 3], max: [f64; 3]) -> Mesh {
 pub fn cylinder(from: [f64; 3], to: [f64; 3], radius: f64, segments: u32) -> Mesh {
     let segments = segments.max(3);
     let axis: [f64; 3] = std::array::from_fn(|i| to[i] - from[i]);
-    let len = (axis[0] * axis[0] + axis[1] * axis[1] + axis[2] * axis[2]).sqrt();
-    let w = axis.map(|c| c / len);
-    let helper = if w[0].abs() < 0.6 { [1.0, 0.0, 0.0] } else { [0.0, 1.0, 0.0] };
-    let cross =
-        |a: [f64; 3], b: [f64; 3]| [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]];
-    let u = cross(w, helper);
-    let un = (u[0] * u[0] + u[1] * u[1] + u[2] * u[2]).sqrt();
-    let u = u.map(|c| c / un);
+    let w = axis.map(|c| c / norm(axis));
+    let u = unit_perpendicular(w);
     let v = cross(w, u);
     let mut positions = Vec::with_capacity(2 * segments as usize + 2);
     for end in [from, to] {

@@ -196,11 +196,11 @@ const PART: usize = 1 << 18;
 
 fn caster<'a>(vertices: &'a [Vector], triangles: &'a [[u32; 3]], origin: [f64; 3]) -> Caster<'a> {
     let leaf = leaf_size(triangles.len());
-    let bounds = |run: &mut dyn Iterator<Item = [u32; 3]>| {
+    let bounds = |run: &[[u32; 3]]| {
         let mut lo = Vector::splat(f32::MAX);
         let mut hi = Vector::splat(f32::MIN);
         for t in run {
-            for v in t {
+            for &v in t {
                 let q = vertices[v as usize];
                 lo = lo.min(q);
                 hi = hi.max(q);
@@ -220,7 +220,7 @@ fn caster<'a>(vertices: &'a [Vector], triangles: &'a [[u32; 3]], origin: [f64; 3
                 .step_by(leaf)
                 .map(|first| {
                     let last = (first + leaf).min(end);
-                    ((first - start) / leaf, bounds(&mut triangles[first..last].iter().copied()))
+                    ((first - start) / leaf, bounds(&triangles[first..last]))
                 })
                 .collect();
             (start, Bvh::from_iter(BvhBuildStrategy::Binned, leaves))
@@ -443,13 +443,6 @@ fn summarize(
     spacing: f64,
     per_sample: f64,
 ) -> Thickness {
-    let walls_of = |skip: &[u32]| {
-        let mut w: Vec<f64> =
-            idx.iter().filter(|i| skip.binary_search(i).is_err()).map(|&i| filtered[i as usize]).collect();
-        w.sort_by(f64::total_cmp);
-        w
-    };
-
     // Thin samples joined into regions by distance and by wall.
     let r = 2.0 * spacing;
     let thin: Vec<u32> = idx.iter().copied().filter(|&i| filtered[i as usize] < THIN_BELOW_MM).collect();
@@ -496,8 +489,9 @@ fn summarize(
     }
     // A place smaller than three samples is below what the sampling resolves (a ray or two beside a sharp
     // edge): not a region, and not the minimum.
-    let specks: Vec<u32> =
+    let mut specks: Vec<u32> =
         members.iter().filter(|m| m.len() < MIN_REGION_SAMPLES).flatten().map(|&i| thin[i as usize]).collect();
+    specks.sort_unstable();
     let roots: Vec<usize> = (0..members.len()).filter(|&k| members[k].len() >= MIN_REGION_SAMPLES).collect();
     // Roots are in the order their seeds were taken: thinnest first.
     let mut found: Vec<(Vec<u32>, ThinRegion)> = roots
@@ -545,9 +539,9 @@ fn summarize(
     }
     let mut regions: Vec<ThinRegion> = found.into_iter().map(|(_, r)| r).collect();
     regions.sort_by(|a, b| a.wall_mm.total_cmp(&b.wall_mm).then(b.area_mm2.total_cmp(&a.area_mm2)));
-    let mut specks = specks;
-    specks.sort_unstable();
-    let walls = walls_of(&specks);
+    let mut walls: Vec<f64> =
+        idx.iter().filter(|i| specks.binary_search(i).is_err()).map(|&i| filtered[i as usize]).collect();
+    walls.sort_by(f64::total_cmp);
     let thinnest = |k: ThinKind| regions.iter().find(|r| r.kind == k).map(|r| r.wall_mm);
     let (thinnest_wall_mm, thinnest_wire_mm) = (thinnest(ThinKind::Wall), thinnest(ThinKind::Wire));
     let count = regions.len() as u64;

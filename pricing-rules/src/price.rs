@@ -298,13 +298,7 @@ impl RuleSet {
         let money = |v: Decimal| format!("{} {}", round(v), self.currency);
         let pct = |v: Decimal| v.normalize().to_string();
         // A rate shown with at least the currency's digits: 100.00/g, 1.455/g.
-        let rate = |v: Decimal| {
-            let mut v = v.normalize();
-            if v.scale() < self.minor_unit_digits {
-                v.rescale(self.minor_unit_digits);
-            }
-            v.to_string()
-        };
+        let rate = |v: Decimal| with_digits(v, self.minor_unit_digits);
         let qty = Decimal::from(request.quantity);
         let hundred = Decimal::ONE_HUNDRED;
         let l = &self.labour;
@@ -448,13 +442,18 @@ impl<'a> MetalWalls<'a> {
     }
 }
 
-/// Millimetres as a minimum is written: at least two decimals (0.80).
-fn mm(v: Decimal) -> String {
+/// A decimal written with at least `digits` decimals and no trailing zeros beyond them: a rate per gram with the
+/// currency's digits (100.00/g, 1.455/g), a minimum in mm with two (0.80).
+fn with_digits(v: Decimal, digits: u32) -> String {
     let mut v = v.normalize();
-    if v.scale() < 2 {
-        v.rescale(2);
+    if v.scale() < digits {
+        v.rescale(digits);
     }
     v.to_string()
+}
+
+fn mm(v: Decimal) -> String {
+    with_digits(v, 2)
 }
 
 /// Whether an alloy casts, and the sentence that says so.
