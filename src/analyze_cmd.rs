@@ -39,11 +39,23 @@ pub(crate) struct Failure {
 }
 
 pub(crate) fn analyze_file(path: &Path, options: &models::ParseOptions) -> Result<models::Report, Failure> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Failure { code: "io_error", message: format!("cannot read {}: {e}", path.display()) })?;
+    let bytes = read_model(path)?;
     let mesh = models::parse(&bytes, options).map_err(|e| Failure { code: e.code(), message: e.to_string() })?;
     drop(bytes);
     Ok(models::analyze(&mesh))
+}
+
+/// A model file's bytes; a `.gltf` whose buffers are files beside it comes back with them embedded (never a
+/// file outside its folder: `models::embed_gltf_buffers` refuses such URIs by name).
+pub(crate) fn read_model(path: &Path) -> Result<Vec<u8>, Failure> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Failure { code: "io_error", message: format!("cannot read {}: {e}", path.display()) })?;
+    if models::detect(&bytes) != Ok(models::Format::Gltf) {
+        return Ok(bytes);
+    }
+    let folder = path.parent().unwrap_or(Path::new("."));
+    models::embed_gltf_buffers(&bytes, |relative| std::fs::read(folder.join(relative)).ok())
+        .map_err(|e| Failure { code: e.code(), message: e.to_string() })
 }
 
 fn json_line(path: &Path, result: &Result<models::Report, Failure>) -> Value {

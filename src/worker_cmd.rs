@@ -111,7 +111,8 @@ pub(crate) fn submit(args: &SubmitArgs) -> anyhow::Result<ExitCode> {
         if args.price.rules.is_some() {
             eprintln!("note: the workers price with their own rules; --rules is ignored by submit");
         }
-        let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+        let bytes = crate::analyze_cmd::read_model(&args.file)
+            .map_err(|f| anyhow::anyhow!("{}: {} [{}]", args.file.display(), f.message, f.code))?;
         let store = model_store::ModelStore::from_url(&args.store)?;
         let cfg = args.kafka.config();
         queue_kafka::ensure_topics(&cfg).await.context("cannot prepare the Kafka topics")?;

@@ -75,12 +75,12 @@ fn glb_reports_materials() {
 
 #[test]
 fn a_bad_file_is_an_error_object_and_a_failing_exit_but_the_others_are_still_measured() {
-    let (code, stdout, _) = assay(&["analyze", "--json", &data("draco_Box_Draco.glb"), &sample()]);
+    let (code, stdout, _) = assay(&["analyze", "--json", &data("assimp_RecursiveNodes.gltf"), &sample()]);
     assert_eq!(code, 1);
     let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
     assert_eq!(lines.len(), 2);
-    assert_eq!(lines[0]["error"]["code"], "gltf_unsupported_extension");
-    assert!(lines[0]["error"]["message"].as_str().unwrap().contains("KHR_draco_mesh_compression"));
+    assert_eq!(lines[0]["error"]["code"], "gltf_node_cycle");
+    assert!(lines[0]["error"]["message"].as_str().unwrap().contains("its own ancestor"));
     assert_eq!(lines[1]["triangles"], 11422);
 }
 
@@ -102,4 +102,33 @@ fn units_are_checked_and_applied() {
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
     assert_eq!(v["units"], "m");
     assert!(v["warnings"].as_array().unwrap().iter().any(|w| w["code"] == "implausible_size"));
+}
+
+/// A `.gltf` is read with the `.bin` files beside it (never one outside its folder); compressed glTF is decoded.
+#[test]
+fn a_gltf_beside_its_bin_and_compressed_gltf() {
+    let separate = data("compressed/separate/ring.gltf");
+    let draco = data("compressed/ring_gltf_pipeline_draco.glb");
+    let meshopt = data("compressed/ring_gltfpack_cc.glb");
+    let (code, stdout, stderr) = assay(&["analyze", "--json", &separate, &draco, &meshopt]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    assert_eq!(lines.len(), 3);
+    for line in &lines {
+        assert_eq!(line["triangles"], 18440, "{line}");
+        let v = line["volume_mm3"].as_f64().expect("volume");
+        assert!((v / 215.93 - 1.0).abs() < 0.01, "{line}");
+    }
+
+    // The .gltf alone in a folder: the missing file is named; a URI that leaves the folder is refused.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let gltf = std::fs::read_to_string(&separate).expect("gltf");
+    let alone = dir.path().join("ring.gltf");
+    std::fs::write(&alone, &gltf).expect("write");
+    let escaping = dir.path().join("escaping.gltf");
+    std::fs::write(&escaping, gltf.replace("\"ring.bin\"", "\"../separate/ring.bin\"")).expect("write");
+    let (code, stdout, _) = assay(&["analyze", alone.to_str().expect("utf-8"), escaping.to_str().expect("utf-8")]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("error [gltf_missing_buffer]") && stdout.contains("'ring.bin'"), "{stdout}");
+    assert!(stdout.contains("error [gltf_buffer_uri_refused]") && stdout.contains("'..'"), "{stdout}");
 }

@@ -107,7 +107,8 @@ fn batch_prices_a_folder_and_lists_failures_without_stopping() {
     std::fs::create_dir_all(models.join("sub")).unwrap();
     std::fs::copy(sample(), models.join("ring.stl")).unwrap();
     std::fs::copy(sample(), models.join("sub/RING2.STL")).unwrap();
-    std::fs::copy(root().join("models/tests/data/draco_Box_Draco.glb"), models.join("draco.glb")).unwrap();
+    // A .gltf without the .bin it names.
+    std::fs::copy(root().join("models/tests/data/compressed/separate/ring.gltf"), models.join("broken.gltf")).unwrap();
     std::fs::write(models.join("notes.txt"), "not a model").unwrap();
 
     let (code, stdout, stderr) =
@@ -127,10 +128,10 @@ fn batch_prices_a_folder_and_lists_failures_without_stopping() {
         assert_eq!(&r[castable], "false", "{r:?}");
         assert_eq!(&r[min_wall], "0.276", "{r:?}");
     }
-    assert!(records.iter().any(|r| &r[2] == "gltf_unsupported_extension"));
+    assert!(records.iter().any(|r| &r[2] == "gltf_missing_buffer"));
     assert!(stderr.contains("3 models in"), "{stderr}");
     assert!(stderr.contains("2 priced, 1 failed"), "{stderr}");
-    assert!(stderr.contains("draco.glb: [gltf_unsupported_extension]"), "{stderr}");
+    assert!(stderr.contains("broken.gltf: [gltf_missing_buffer]"), "{stderr}");
 
     let (_, _, stderr) = assay_in(dir.path(), &["batch", "models", "--out", "prices.json", "--rules", &rules_dir()]);
     assert!(stderr.contains("written to prices.json"), "{stderr}");

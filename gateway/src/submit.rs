@@ -48,10 +48,15 @@ pub struct ModelInfo {
 #[derive(ToSchema)]
 #[allow(dead_code, reason = "describes the form in the OpenAPI document; the handler streams the parts")]
 pub struct SubmitForm {
-    /// The model file.
+    /// The model file: STL, GLB or glTF (Draco, meshopt and quantized geometry are read).
     #[schema(content_media_type = "application/octet-stream")]
     model: Vec<u8>,
     options: Option<Options>,
+    /// A `.gltf`'s external buffer files (the `.bin` beside it), one part each, repeatable: each part's filename
+    /// is the URI the `.gltf` names. The stored model is the `.gltf` with these embedded, so `model.sha256` and
+    /// `model.size_bytes` describe that whole model.
+    #[schema(content_media_type = "application/octet-stream")]
+    buffer: Option<Vec<Vec<u8>>>,
 }
 
 const MAX_OPTIONS_BYTES: usize = 64 * 1024;
@@ -341,7 +346,14 @@ fn traceparent(headers: &HeaderMap) -> String {
 ///
 /// Send the model as the body (`model/stl`, `model/gltf-binary`, `model/gltf+json`, or
 /// `application/octet-stream` to have the format sniffed) with options as query parameters, or as
-/// `multipart/form-data` with a `model` part and an optional `options` JSON part.
+/// `multipart/form-data` with a `model` part, an optional `options` JSON part, and for a `.gltf` whose buffers
+/// are separate files, one `buffer` part per file, named by the URI the `.gltf` gives it.
+///
+/// Read: binary and ASCII STL; GLB and `.gltf` (embedded `data:` buffers, or `buffer` parts), including
+/// `KHR_draco_mesh_compression`, `EXT_meshopt_compression` / `KHR_meshopt_compression` and
+/// `KHR_mesh_quantization` geometry; extensions that only touch materials or textures are ignored. A buffer URI
+/// that is a URL, an absolute path or leads out through `..` is refused (`gltf_buffer_uri_refused`), and a `.gltf`
+/// that names a file the request lacks is refused with the list (`gltf_missing_buffer`).
 #[utoipa::path(
     post,
     path = "/v1/quotes",
@@ -364,7 +376,7 @@ fn traceparent(headers: &HeaderMap) -> String {
         (status = 409, description = "A request with this Idempotency-Key is still in progress", body = ErrorResponse),
         (status = 413, description = "Over the upload limit", body = ErrorResponse),
         (status = 415, description = "Not a model format", body = ErrorResponse),
-        (status = 422, description = "Options the rules cannot price, or an Idempotency-Key first used for another request", body = ErrorResponse),
+        (status = 422, description = "Options the rules cannot price, a .gltf whose buffer files are missing or refused, or an Idempotency-Key first used for another request", body = ErrorResponse),
         (status = 503, description = "Store or queue unavailable, or the job database full (storage_full)", body = ErrorResponse),
     ),
     security(("api_key" = []), ())
@@ -403,7 +415,7 @@ pub async fn submit(
         return Err(too_large(limit));
     }
 
-    let (stored, format, options) = match declared {
+    let (stored, format, options, buffers) = match declared {
         Some(declared) => {
             let options = checked(&state, query_options(request.uri())?)?;
             let body: Body = request.into_body();
@@ -411,7 +423,7 @@ pub async fn submit(
                 ApiError::bad_request("body_interrupted", format!("the request body could not be read: {e}"))
             })
             .await?;
-            (stored, format, options)
+            (stored, format, options, Vec::new())
         }
         None => {
             if request.uri().query().is_some_and(|q| !q.is_empty()) {
@@ -423,6 +435,7 @@ pub async fn submit(
             multipart(&state, request).await?
         }
     };
+    let stored = whole_gltf(&state, stored, format, buffers).await?;
 
     let request = Fingerprint { sha256: stored.sha256.clone(), options: options.clone() };
     if let Some(first) = replay {
@@ -511,10 +524,61 @@ fn accepted_response(a: &Accepted) -> Response {
     response
 }
 
-type Submission = (StoredModel, models::Format, Options);
+/// A `.gltf`'s buffer files sent as `buffer` parts: each part's filename, and its bytes.
+type BufferParts = Vec<(String, Bytes)>;
+type Submission = (StoredModel, models::Format, Options, BufferParts);
 
-/// A `multipart/form-data` submission: a `model` part (streamed) and an optional `options` JSON part, in
-/// either order.
+/// A `.gltf` whose buffers are files, made whole from the request's `buffer` parts: the whole model is stored and
+/// replaces the upload. A model that names no files is kept as it came; a file it names that the request lacks, a
+/// URI that leads out of its folder, and a part it does not name are refused, each by name.
+async fn whole_gltf(
+    state: &AppState,
+    stored: StoredModel,
+    format: models::Format,
+    parts: BufferParts,
+) -> Result<StoredModel, ApiError> {
+    if format != models::Format::Gltf {
+        return match parts.first() {
+            None => Ok(stored),
+            Some((name, _)) => Err(ApiError::unprocessable(
+                "unused_buffer",
+                format!(
+                    "the buffer part \"{name}\" is for a .gltf's external files, but the model is {}",
+                    format.as_str()
+                ),
+            )),
+        };
+    }
+    let unavailable = |e: model_store::StoreError| {
+        tracing::error!(error = %e, "reading an upload back from the model store");
+        ApiError::unavailable("store_unavailable", "the model store is unavailable: try again shortly")
+    };
+    let bytes = state.store.get(&stored.key, &stored.sha256).await.map_err(unavailable)?;
+    let refused = |e: models::ModelError| ApiError::unprocessable(e.code(), e.to_string());
+    let named = models::gltf_external_buffers(&bytes).map_err(refused)?;
+    if named.is_empty() && parts.is_empty() {
+        return Ok(stored);
+    }
+    let names = |b: &models::ExternalBuffer, part: &str| part == b.uri || part == b.path;
+    if let Some((unused, _)) = parts.iter().find(|(part, _)| !named.iter().any(|b| names(b, part))) {
+        let wanted: Vec<String> = named.iter().map(|b| format!("\"{}\"", b.uri)).collect();
+        return Err(ApiError::unprocessable(
+            "unused_buffer",
+            format!(
+                "the buffer part \"{unused}\" is not a file the .gltf names (it names {})",
+                if wanted.is_empty() { "none".to_owned() } else { wanted.join(", ") }
+            ),
+        ));
+    }
+    let whole = models::embed_gltf_buffers(&bytes, |path| {
+        parts.iter().find(|(part, _)| named.iter().any(|b| b.path == path && names(b, part))).map(|(_, b)| b.to_vec())
+    })
+    .map_err(refused)?;
+    state.store.put(whole.into()).await.map_err(unavailable)
+}
+
+/// A `multipart/form-data` submission: a `model` part (streamed), an optional `options` JSON part and a `.gltf`'s
+/// `buffer` parts, in any order.
 async fn multipart(state: &AppState, request: Request) -> Result<Submission, ApiError> {
     let bad = |e: axum::extract::multipart::MultipartError| {
         ApiError::bad_request("bad_multipart", format!("the multipart body cannot be read: {}", e.body_text()))
@@ -524,6 +588,8 @@ async fn multipart(state: &AppState, request: Request) -> Result<Submission, Api
     })?;
     let mut options: Option<Options> = None;
     let mut model: Option<(StoredModel, models::Format)> = None;
+    let mut buffers: BufferParts = Vec::new();
+    let mut buffer_bytes = 0u64;
     while let Some(field) = form.next_field().await.map_err(bad)? {
         match field.name().unwrap_or("") {
             "options" => {
@@ -563,10 +629,34 @@ async fn multipart(state: &AppState, request: Request) -> Result<Submission, Api
                 let declared = declared(field.content_type())?.unwrap_or(Declared::Sniff);
                 model = Some(store_stream(state, field, declared, bad).await?);
             }
+            "buffer" => {
+                let Some(name) = field.file_name().map(str::to_owned).filter(|n| !n.is_empty()) else {
+                    return Err(ApiError::bad_request(
+                        "bad_multipart",
+                        "a buffer part needs a filename: the URI the .gltf gives that buffer",
+                    ));
+                };
+                if buffers.iter().any(|(n, _)| *n == name) {
+                    return Err(ApiError::bad_request("bad_multipart", format!("the buffer \"{name}\" appears twice")));
+                }
+                let mut data = Vec::new();
+                let mut field = field;
+                while let Some(chunk) = field.chunk().await.map_err(bad)? {
+                    buffer_bytes += chunk.len() as u64;
+                    if buffer_bytes > state.config.max_upload_bytes {
+                        return Err(too_large(state.config.max_upload_bytes));
+                    }
+                    data.extend_from_slice(&chunk);
+                }
+                buffers.push((name, Bytes::from(data)));
+            }
             other => {
                 return Err(ApiError::bad_request(
                     "bad_multipart",
-                    format!("unknown part \"{other}\": expected a \"model\" part and an optional \"options\" part"),
+                    format!(
+                        "unknown part \"{other}\": expected a \"model\" part, an optional \"options\" part and, \
+                         for a .gltf, its \"buffer\" parts"
+                    ),
                 ))
             }
         }
@@ -578,7 +668,7 @@ async fn multipart(state: &AppState, request: Request) -> Result<Submission, Api
         Some(o) => o,
         None => checked(state, Options::default())?,
     };
-    Ok((stored, format, options))
+    Ok((stored, format, options, buffers))
 }
 
 #[cfg(test)]

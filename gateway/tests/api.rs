@@ -596,3 +596,81 @@ async fn a_full_job_database_answers_503_storage_full_and_is_not_ready() {
         assert_eq!((status, job["status"].as_str()), (StatusCode::OK, Some("queued")));
     }
 }
+
+fn separate_ring() -> (Vec<u8>, Vec<u8>) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/tests/data/compressed/separate");
+    (std::fs::read(dir.join("ring.gltf")).unwrap(), std::fs::read(dir.join("ring.bin")).unwrap())
+}
+
+/// A `.gltf` with its `.bin` as a `buffer` part is stored whole and priced like the GLB it was made from; a
+/// Draco GLB is priced too. What is missing, escaping or unused is refused by name before a job exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gltf_with_its_buffers_as_parts_and_a_draco_glb() {
+    let gw = Gateway::start(Config::default(), true);
+    let (gltf, bin) = separate_ring();
+    let glb =
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/solitaire_ring.glb")).unwrap();
+    let (status, _, from_glb) = gw.send(post("/v1/quotes?alloy=18k-yellow", "model/gltf-binary", glb)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{from_glb}");
+    let (status, _, body) = gw
+        .send(multipart(&[
+            ("buffer:ring.bin", "application/octet-stream", &bin),
+            ("model", "model/gltf+json", &gltf),
+            ("options", "application/json", br#"{"alloys": ["18k-yellow"]}"#),
+        ]))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["model"]["format"], "gltf");
+    assert!(body["model"]["size_bytes"].as_u64().unwrap() > bin.len() as u64, "the stored model holds the buffer");
+    let separate = gw.wait(body["job_id"].as_str().unwrap()).await;
+    let whole = gw.wait(from_glb["job_id"].as_str().unwrap()).await;
+    assert_eq!(separate["status"], "done", "{separate}");
+    assert_eq!(separate["geometry"]["triangles"], 18440);
+    assert_eq!(separate["geometry"]["volume_mm3"], whole["geometry"]["volume_mm3"]);
+    assert_eq!(separate["quotes"][0]["total"], whole["quotes"][0]["total"]);
+
+    let draco = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../models/tests/data/compressed/ring_gltf_pipeline_draco.glb"),
+    )
+    .unwrap();
+    let (status, _, body) = gw.send(post("/v1/quotes?alloy=18k-yellow", "model/gltf-binary", draco)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let done = gw.wait(body["job_id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "done", "{done}");
+    let (v, v0) = (done["geometry"]["volume_mm3"].as_f64().unwrap(), whole["geometry"]["volume_mm3"].as_f64().unwrap());
+    assert!((v / v0 - 1.0).abs() < 0.01, "{v} vs {v0}");
+
+    let escaping = String::from_utf8(gltf.clone()).unwrap().replace("\"ring.bin\"", "\"../ring.bin\"");
+    let cases: Vec<(Request<Body>, &str, &str)> = vec![
+        (post("/v1/quotes", "model/gltf+json", gltf.clone()), "gltf_missing_buffer", "'ring.bin'"),
+        (multipart(&[("model", "model/gltf+json", &gltf)]), "gltf_missing_buffer", "'ring.bin'"),
+        (
+            multipart(&[("model", "model/gltf+json", &gltf), ("buffer:rings.bin", "application/octet-stream", &bin)]),
+            "unused_buffer",
+            "\"rings.bin\" is not a file the .gltf names (it names \"ring.bin\")",
+        ),
+        (
+            multipart(&[
+                ("model", "model/gltf+json", escaping.as_bytes()),
+                ("buffer:ring.bin", "application/octet-stream", &bin),
+            ]),
+            "gltf_buffer_uri_refused",
+            "'../ring.bin'",
+        ),
+        (
+            multipart(&[("model", "model/stl", &ring()), ("buffer:ring.bin", "application/octet-stream", &bin)]),
+            "unused_buffer",
+            "the model is stl",
+        ),
+    ];
+    for (request, code, says) in cases {
+        let (status, _, body) = gw.send(request).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(says), "{body}");
+    }
+    let (status, _, body) =
+        gw.send(multipart(&[("model", "model/gltf+json", &gltf), ("buffer", "application/octet-stream", &bin)])).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_multipart")), "{body}");
+}

@@ -40,8 +40,9 @@ pub enum ModelError {
     GltfInvalid { message: String },
 
     #[error(
-        "glTF buffer {buffer} refers to the external file '{uri}', which is not part of the upload: \
-         upload a .glb (binary glTF) or a .gltf whose buffers are embedded data: URIs"
+        "glTF buffer {buffer} refers to the external file '{uri}', which is not part of the upload: send it \
+         with the .gltf (beside it on disk, or as a multipart part named \"buffer\" whose filename is that URI), \
+         or upload a .glb"
     )]
     GltfExternalBuffer { buffer: usize, uri: String },
 
@@ -62,6 +63,23 @@ pub enum ModelError {
 
     #[error("glTF mesh {mesh} primitive {primitive}: {message}")]
     GltfPrimitive { mesh: usize, primitive: usize, message: String },
+
+    #[error("glTF mesh {mesh} primitive {primitive} (KHR_draco_mesh_compression): {message}")]
+    GltfDraco { mesh: usize, primitive: usize, message: String },
+
+    #[error("glTF buffer view {view} (EXT_meshopt_compression): {message}")]
+    GltfMeshopt { view: usize, message: String },
+
+    #[error("glTF buffer {buffer} names the file '{uri}', which assay will not read: {why}")]
+    GltfBufferUri { buffer: usize, uri: String, why: &'static str },
+
+    #[error(
+        "the .gltf names buffer files that were not given: {}; a .gltf's .bin files must come with it (beside it \
+         on disk, or in a multipart upload as parts named \"buffer\" whose filename is the URI the .gltf names), \
+         or upload a .glb",
+        .missing.iter().map(|u| format!("'{u}'")).collect::<Vec<_>>().join(", ")
+    )]
+    GltfMissingBuffers { missing: Vec<String> },
 }
 
 impl ModelError {
@@ -83,6 +101,10 @@ impl ModelError {
             ModelError::GltfTooDeep { .. } => "gltf_too_deep",
             ModelError::GltfAccessor { .. } => "gltf_bad_accessor",
             ModelError::GltfPrimitive { .. } => "gltf_bad_primitive",
+            ModelError::GltfDraco { .. } => "gltf_draco_invalid",
+            ModelError::GltfMeshopt { .. } => "gltf_meshopt_invalid",
+            ModelError::GltfBufferUri { .. } => "gltf_buffer_uri_refused",
+            ModelError::GltfMissingBuffers { .. } => "gltf_missing_buffer",
         }
     }
 }

@@ -1,7 +1,10 @@
 //! glTF 2.0 (GLB and .gltf with embedded buffers): the default scene's triangles, placed by their node
-//! transforms, with a material name per triangle. No image is ever decoded.
+//! transforms, with a material name per triangle. Draco and meshopt compressed geometry is decoded
+//! (`gltf_codec`), quantized positions are read as the node transforms scale them; no image is ever decoded.
+//! A .gltf whose buffers are files beside it is first made whole by `gltf_files`.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -10,17 +13,15 @@ use gltf::accessor::{DataType, Dimensions};
 use gltf::mesh::{Mode, Semantic};
 use nalgebra::{Matrix4, Quaternion, Translation3, UnitQuaternion, Vector3};
 
+use crate::gltf_codec::{self, DracoPrimitive, MeshoptView};
 use crate::mesh::{Format, Mesh};
 use crate::units::Units;
 use crate::weld::F64Key;
 use crate::{Limits, ModelError, Warning};
 
-/// Required extensions that change how geometry is stored: reading past them would measure garbage.
-const GEOMETRY_EXTENSIONS: &[(&str, &str)] = &[
-    ("KHR_draco_mesh_compression", "compresses the geometry with Draco, which assay does not decode"),
-    ("EXT_meshopt_compression", "compresses the geometry with meshoptimizer, which assay does not decode"),
-    ("KHR_mesh_quantization", "stores positions as quantized integers, which assay does not read"),
-];
+/// Required extensions that change how geometry is stored, all of which assay reads.
+pub(crate) const GEOMETRY_EXTENSIONS: &[&str] =
+    &[gltf_codec::DRACO, gltf_codec::MESHOPT[0], gltf_codec::MESHOPT[1], "KHR_mesh_quantization"];
 
 /// Prefixes of required extensions that only change appearance, so the geometry can be read without them.
 const APPEARANCE_PREFIXES: &[&str] =
@@ -37,10 +38,7 @@ pub(crate) fn parse(bytes: &[u8], units: Option<Units>, limits: &Limits) -> Resu
         .map_err(|e| ModelError::GltfInvalid { message: describe(&e) })?;
     let mut json = document.into_json();
     for name in &json.extensions_required {
-        if let Some((_, why)) = GEOMETRY_EXTENSIONS.iter().find(|(n, _)| n == name) {
-            return Err(ModelError::GltfUnsupportedExtension { name: name.clone(), why });
-        }
-        if !APPEARANCE_PREFIXES.iter().any(|p| name.starts_with(p)) {
+        if !GEOMETRY_EXTENSIONS.contains(&name.as_str()) && !APPEARANCE_PREFIXES.iter().any(|p| name.starts_with(p)) {
             return Err(ModelError::GltfUnsupportedExtension {
                 name: name.clone(),
                 why: "is not known to assay, so its geometry cannot be trusted",
@@ -52,7 +50,16 @@ pub(crate) fn parse(bytes: &[u8], units: Option<Units>, limits: &Limits) -> Resu
     let doc = validate(json)?;
 
     let buffers: Vec<Result<Cow<[u8]>, ModelError>> = doc.buffers().map(|b| buffer_data(&b, blob.as_deref())).collect();
-    let mut reader = Reader { buffers, input_len: bytes.len(), positions: HashMap::new(), indices: HashMap::new() };
+    let mut reader = Reader {
+        buffers,
+        views: doc.views().collect(),
+        decoded_views: (0..doc.views().len()).map(|_| OnceCell::new()).collect(),
+        input_len: bytes.len(),
+        limits,
+        positions: HashMap::new(),
+        indices: HashMap::new(),
+        draco: HashMap::new(),
+    };
 
     let mut materials = MaterialNames::default();
     let mut out = Emitter {
@@ -210,7 +217,11 @@ fn validate(json: gltf::json::Root) -> Result<gltf::Document, ModelError> {
     let mut errors = Vec::new();
     json.validate(&json, gltf::json::Path::new, &mut |path, error| {
         let path = path();
-        if !(path.as_str().ends_with(".min") || path.as_str().ends_with(".max")) {
+        let p = path.as_str();
+        // An accessor without a buffer view is zeros (sparse values on top), which `Reader::read` bounds; Draco
+        // primitives name such accessors only as fallbacks, and read the extension's stream instead.
+        let viewless = p.ends_with(".bufferView") && error == gltf::json::validation::Error::Missing;
+        if !(p.ends_with(".min") || p.ends_with(".max") || viewless) {
             errors.push((path, error));
         }
     });
@@ -271,33 +282,76 @@ fn buffer_data<'a>(buffer: &gltf::Buffer, blob: Option<&'a [u8]>) -> Result<Cow<
     Ok(data)
 }
 
+/// Positions and a triangle list decoded from one Draco primitive.
+type Decoded = (Rc<Vec<[f32; 3]>>, Rc<Vec<u32>>);
+
 /// Reads accessors, checking every byte range before it allocates, and keeps what instanced meshes share.
 struct Reader<'a> {
     buffers: Vec<Result<Cow<'a, [u8]>, ModelError>>,
+    views: Vec<gltf::buffer::View<'a>>,
+    /// Buffer views decoded from meshopt streams, each decoded on first use.
+    decoded_views: Vec<OnceCell<Result<Vec<u8>, ModelError>>>,
     input_len: usize,
+    limits: &'a Limits,
     positions: HashMap<usize, Rc<Vec<[f32; 3]>>>,
     indices: HashMap<usize, Rc<Vec<u32>>>,
+    /// Draco primitives by (mesh, primitive).
+    draco: HashMap<(usize, usize), Decoded>,
 }
 
 impl Reader<'_> {
+    /// POSITION as floats: FLOAT, or (KHR_mesh_quantization) BYTE, UNSIGNED_BYTE, SHORT or UNSIGNED_SHORT,
+    /// normalized to [-1, 1] or [0, 1] when the accessor says so, else the integers themselves (the node
+    /// transform scales them back to the model's size).
     fn positions(&mut self, a: &gltf::Accessor) -> Result<Rc<Vec<[f32; 3]>>, ModelError> {
         if let Some(p) = self.positions.get(&a.index()) {
             return Ok(p.clone());
         }
-        if a.data_type() != DataType::F32 || a.dimensions() != Dimensions::Vec3 {
-            return Err(accessor_err(
-                a,
-                format!(
-                    "POSITION must be FLOAT VEC3, found {:?} {:?} (quantized positions are not supported)",
-                    a.data_type(),
-                    a.dimensions()
-                ),
-            ));
+        let component: fn(&[u8], bool) -> f32 = match a.data_type() {
+            DataType::F32 => |c, _| f32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+            DataType::I8 => |c, n| {
+                let v = f32::from(c[0] as i8);
+                if n {
+                    (v / 127.0).max(-1.0)
+                } else {
+                    v
+                }
+            },
+            DataType::U8 => |c, n| if n { f32::from(c[0]) / 255.0 } else { f32::from(c[0]) },
+            DataType::I16 => |c, n| {
+                let v = f32::from(i16::from_le_bytes([c[0], c[1]]));
+                if n {
+                    (v / 32767.0).max(-1.0)
+                } else {
+                    v
+                }
+            },
+            DataType::U16 => |c, n| {
+                let v = f32::from(u16::from_le_bytes([c[0], c[1]]));
+                if n {
+                    v / 65535.0
+                } else {
+                    v
+                }
+            },
+            DataType::U32 => {
+                return Err(accessor_err(
+                    a,
+                    "POSITION is UNSIGNED_INT, which glTF does not allow: expected FLOAT, or BYTE, UNSIGNED_BYTE, \
+                     SHORT or UNSIGNED_SHORT (KHR_mesh_quantization)"
+                        .into(),
+                ))
+            }
+        };
+        if a.dimensions() != Dimensions::Vec3 {
+            return Err(accessor_err(a, format!("POSITION must be VEC3, found {:?}", a.dimensions())));
         }
+        let width = a.data_type().size();
+        let normalized = a.normalized();
         let raw = self.read(a)?;
         let p: Vec<[f32; 3]> = raw
-            .chunks_exact(12)
-            .map(|c| std::array::from_fn(|k| f32::from_le_bytes([c[4 * k], c[4 * k + 1], c[4 * k + 2], c[4 * k + 3]])))
+            .chunks_exact(3 * width)
+            .map(|c| std::array::from_fn(|k| component(&c[k * width..], normalized)))
             .collect();
         let p = Rc::new(p);
         self.positions.insert(a.index(), p.clone());
@@ -410,19 +464,49 @@ impl Reader<'_> {
         Ok(out)
     }
 
+    /// A primitive's Draco stream decoded: positions and a triangle list (shared by every instance).
+    fn draco(&mut self, mesh: usize, primitive: usize, ext: DracoPrimitive) -> Result<Decoded, ModelError> {
+        if let Some(d) = self.draco.get(&(mesh, primitive)) {
+            return Ok(d.clone());
+        }
+        let err = |message| ModelError::GltfDraco { mesh, primitive, message };
+        let Some(view) = self.views.get(ext.view) else {
+            return Err(err(format!("the Draco extension names buffer view {}, which does not exist", ext.view)));
+        };
+        let stream = self.view_bytes(view)?;
+        let (positions, indices) = gltf_codec::decode_draco(stream, ext.position, self.limits).map_err(err)?;
+        let decoded = (Rc::new(positions), Rc::new(indices));
+        self.draco.insert((mesh, primitive), decoded.clone());
+        Ok(decoded)
+    }
+
+    /// A buffer view's bytes: a range of its buffer, or what its meshopt stream decodes to.
     fn view_bytes(&self, view: &gltf::buffer::View) -> Result<&[u8], ModelError> {
-        let b = view.buffer().index();
+        let Some(meshopt) = MeshoptView::of(view) else {
+            return self.buffer_range(view.buffer().index(), view.offset(), view.length(), view.index());
+        };
+        let decoded = self.decoded_views[view.index()].get_or_init(|| {
+            let err = |message| ModelError::GltfMeshopt { view: view.index(), message };
+            let ext = meshopt.map_err(err)?;
+            let compressed = self.buffer_range(ext.buffer, ext.offset, ext.length, view.index())?;
+            ext.decode(compressed, view.length(), self.limits).map_err(err)
+        });
+        match decoded {
+            Ok(bytes) => Ok(bytes),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// `length` bytes from `offset` of buffer `b`, which buffer view `view` names.
+    fn buffer_range(&self, b: usize, offset: usize, length: usize, view: usize) -> Result<&[u8], ModelError> {
         let data = match self.buffers.get(b) {
             Some(Ok(d)) => d,
             Some(Err(e)) => return Err(e.clone()),
             None => return Err(ModelError::GltfInvalid { message: format!("buffer {b} does not exist") }),
         };
-        slice(data, view.offset(), view.length()).ok_or_else(|| ModelError::GltfInvalid {
+        slice(data, offset, length).ok_or_else(|| ModelError::GltfInvalid {
             message: format!(
-                "buffer view {} ({} bytes from offset {}) does not fit in buffer {b} of {} bytes",
-                view.index(),
-                view.length(),
-                view.offset(),
+                "buffer view {view} ({length} bytes from offset {offset}) does not fit in buffer {b} of {} bytes",
                 data.len()
             ),
         })
@@ -552,13 +636,29 @@ fn emit(
         out.skipped_primitives += 1;
         return Ok(());
     }
-    let Some(pos_accessor) = primitive.get(&Semantic::Positions) else {
-        return Err(err("has no POSITION attribute".into()));
-    };
-    let positions = reader.positions(&pos_accessor)?;
-    let indices = match primitive.indices() {
-        Some(a) => Some(reader.indices(&a)?),
-        None => None,
+    let (positions, indices, mode) = match DracoPrimitive::of(primitive) {
+        // The extension's own attribute, never the fallback accessor (which has no data in a compressed file).
+        // Draco decodes faces, so the primitive is a triangle list whatever its mode said.
+        Some(ext) => {
+            let ext = ext.map_err(|message| ModelError::GltfDraco {
+                mesh: mesh.index(),
+                primitive: primitive.index(),
+                message,
+            })?;
+            let (positions, indices) = reader.draco(mesh.index(), primitive.index(), ext)?;
+            (positions, Some(indices), Mode::Triangles)
+        }
+        None => {
+            let Some(pos_accessor) = primitive.get(&Semantic::Positions) else {
+                return Err(err("has no POSITION attribute".into()));
+            };
+            let positions = reader.positions(&pos_accessor)?;
+            let indices = match primitive.indices() {
+                Some(a) => Some(reader.indices(&a)?),
+                None => None,
+            };
+            (positions, indices, mode)
+        }
     };
     let n = indices.as_ref().map_or(positions.len(), |i| i.len());
     let triangle_count = match mode {

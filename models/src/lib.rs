@@ -14,6 +14,8 @@
 
 mod analyze;
 mod error;
+mod gltf_codec;
+mod gltf_files;
 mod gltf_mesh;
 mod mesh;
 mod solid;
@@ -25,6 +27,7 @@ mod weld;
 
 pub use analyze::{analyze, BBox, MaterialReport, Report, Warning};
 pub use error::ModelError;
+pub use gltf_files::{embed_gltf_buffers, gltf_external_buffers, ExternalBuffer};
 pub use mesh::{Format, Mesh};
 pub use solid::{Repairs, MAX_HOLE_EDGES};
 pub use stl::{to_ascii_stl, to_binary_stl};

@@ -203,23 +203,24 @@ pub fn glb(parts: &[GlbPart<'_>]) -> Vec<u8> {
         "nodes": nodes, "meshes": meshes, "materials": materials, "accessors": accessors, "bufferViews": views,
         "buffers": [{"byteLength": bin.len()}],
     });
-    let mut json = serde_json::to_vec(&json).expect("JSON of plain values");
-    while !json.len().is_multiple_of(4) {
-        json.push(b' ');
-    }
-    while bin.len() % 4 != 0 {
-        bin.push(0);
-    }
-    let total = 12 + 8 + json.len() + 8 + bin.len();
+    glb_container(&serde_json::to_vec(&json).expect("JSON of plain values"), &bin)
+}
+
+/// A GLB file around `json` and a binary chunk `bin` (each padded to four bytes as the format wants).
+pub fn glb_container(json: &[u8], bin: &[u8]) -> Vec<u8> {
+    let (json_len, bin_len) = (json.len().next_multiple_of(4), bin.len().next_multiple_of(4));
+    let total = 12 + 8 + json_len + 8 + bin_len;
     let mut out = Vec::with_capacity(total);
     out.extend_from_slice(b"glTF");
     out.extend_from_slice(&2u32.to_le_bytes());
     out.extend_from_slice(&(total as u32).to_le_bytes());
-    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(json_len as u32).to_le_bytes());
     out.extend_from_slice(b"JSON");
-    out.extend_from_slice(&json);
-    out.extend_from_slice(&(bin.len() as u32).to_le_bytes());
+    out.extend_from_slice(json);
+    out.resize(20 + json_len, b' ');
+    out.extend_from_slice(&(bin_len as u32).to_le_bytes());
     out.extend_from_slice(b"BIN\0");
-    out.extend_from_slice(&bin);
+    out.extend_from_slice(bin);
+    out.resize(total, 0);
     out
 }

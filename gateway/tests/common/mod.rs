@@ -126,7 +126,12 @@ pub fn multipart(parts: &[(&str, &str, &[u8])]) -> Request<Body> {
     let mut body = Vec::new();
     for (name, ct, bytes) in parts {
         body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-        let filename = if *name == "model" { "; filename=\"model.bin\"" } else { "" };
+        // "buffer:ring.bin" is a part named buffer whose filename is ring.bin.
+        let (name, filename) = match name.split_once(':') {
+            Some((name, file)) => (name, format!("; filename=\"{file}\"")),
+            None if *name == "model" => (*name, "; filename=\"model.bin\"".to_owned()),
+            None => (*name, String::new()),
+        };
         body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"{filename}\r\n").as_bytes());
         body.extend_from_slice(format!("Content-Type: {ct}\r\n\r\n").as_bytes());
         body.extend_from_slice(bytes);

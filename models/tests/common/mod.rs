@@ -4,8 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
-
 /// `../shared/testdata/meshes` beside the repository, or `ASSAY_MESHES`. `None` (with the reason printed) when
 /// absent, so tests that need it skip rather than fail on a machine without it.
 pub fn shared_meshes() -> Option<PathBuf> {
@@ -32,26 +30,16 @@ pub fn data(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Reads a model; a `.gltf` whose buffers are files beside it gets them embedded as data: URIs, the way a user
-/// would prepare it for upload.
+/// Reads a model; a `.gltf` whose buffers are files beside it gets them embedded, as the CLI reads it.
 pub fn read_model(path: &Path) -> Vec<u8> {
+    try_read_model(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// [`read_model`], with a `.gltf` whose files are missing or outside its folder an error.
+pub fn try_read_model(path: &Path) -> Result<Vec<u8>, models::ModelError> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    if path.extension().and_then(|e| e.to_str()) != Some("gltf") {
-        return bytes;
-    }
-    let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&bytes) else { return bytes };
-    if let Some(buffers) = json.get_mut("buffers").and_then(|b| b.as_array_mut()) {
-        for b in buffers {
-            let Some(uri) = b.get("uri").and_then(|u| u.as_str()).map(str::to_owned) else { continue };
-            if uri.starts_with("data:") {
-                continue;
-            }
-            let Ok(bin) = std::fs::read(path.with_file_name(&uri)) else { continue };
-            let encoded = base64::engine::general_purpose::STANDARD.encode(bin);
-            b["uri"] = format!("data:application/octet-stream;base64,{encoded}").into();
-        }
-    }
-    serde_json::to_vec(&json).expect("json")
+    let folder = path.parent().expect("a file has a folder");
+    models::embed_gltf_buffers(&bytes, |relative| std::fs::read(folder.join(relative)).ok())
 }
 
 /// Shuffles a mesh's triangles with a seeded xorshift: another order of the same triangles, every time the same.
@@ -84,6 +72,12 @@ pub struct Reference {
 impl Reference {
     pub fn note(&self, key: &str) -> Option<&str> {
         self.notes.split(';').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+    }
+
+    /// The row is of a compressed file its tool could not decode (its `flags` note says draco): its figures are
+    /// of the empty fallback accessors, not of the model.
+    pub fn compressed(&self) -> bool {
+        self.note("flags").is_some_and(|f| f.contains("draco"))
     }
 }
 
