@@ -15,10 +15,11 @@ pub(crate) const MESHOPT: [&str; 2] = ["EXT_meshopt_compression", "KHR_meshopt_c
 pub(crate) const DRACO: &str = "KHR_draco_mesh_compression";
 
 /// Most bytes meshoptimizer's vertex codec can decode from one compressed byte. Version 1 of the codec spends two
-/// control bits on a byte lane of a 256-vertex block that is all zeros, so a lane of 256 bytes costs a quarter
-/// of a byte: 1,024 to 1. A stream that claims more than this (plus the header and tail) cannot be honest.
+/// control bits on a byte lane of a block that is all zeros ("zero encoding" in `vertexcodec.cpp`), and a block
+/// holds at most 256 vertices, so a lane of 256 bytes costs a quarter of a byte: 1,024 to 1. A stream that claims
+/// more than this cannot be honest.
 const VERTEX_MAX_RATIO: usize = 1024;
-/// The vertex codec's header byte and its tail (at least 32 bytes, or one vertex when larger).
+/// Vertices allowed on top of the ratio, for the header byte and the tail (a last vertex, at least 24 bytes).
 const VERTEX_OVERHEAD: usize = 1 + 256;
 
 /// How a meshopt buffer view is compressed.

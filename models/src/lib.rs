@@ -1,8 +1,9 @@
 //! 3D model bytes in, a welded triangle mesh and a geometry report out.
 //!
-//! `models` reads binary and ASCII STL, GLB and `.gltf` with embedded buffers, welds vertices, and measures
-//! volume, area and topology in parallel with rayon. It knows nothing of files, queues, HTTP or async: callers
-//! hand it bytes and get values back, and every malformed input is an error value, never a panic.
+//! `models` reads binary and ASCII STL, GLB and `.gltf` (Draco, meshopt and quantized geometry included), welds
+//! vertices, and measures volume, area and topology in parallel with rayon. It knows nothing of files, queues,
+//! HTTP or async: callers hand it bytes and get values back (a `.gltf` whose buffers are files is made whole by
+//! the caller with [`embed_gltf_buffers`]), and every malformed input is an error value, never a panic.
 //!
 //! ```
 //! let mesh = models::synth::ring_band(8.5, 10.5, 3.0, 64, 16);
