@@ -85,10 +85,12 @@ fn two_hundred_jobs_survive_a_sigkill_halfway() {
         assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
         ids.push(r.json()["job_id"].as_str().unwrap().to_owned());
     }
-    let unfinished = ids[100..].iter().filter(|id| poll(&addr, id)["status"] != "done").count();
+    // Killed as soon as one job is seen unfinished, looking from the last submitted: polling all hundred first
+    // gave a loaded machine's workers the time to finish them all.
+    let unfinished = ids[100..].iter().rev().position(|id| poll(&addr, id)["status"] != "done");
     kill9(&mut child);
-    let _ = writeln_stderr(&format!("killed with {unfinished} of the second hundred unfinished"));
-    assert!(unfinished > 0, "every job finished before the kill: the test proved nothing");
+    let _ = writeln_stderr(&format!("killed with job {unfinished:?} from the end of the second hundred unfinished"));
+    assert!(unfinished.is_some(), "every job finished before the kill: the test proved nothing");
 
     let (child2, addr) = serve(data.path(), "serve-2.log");
     let _keep = child2;
