@@ -17,8 +17,6 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-# Plain directories for image layers: overlay mounts are not allowed in every sandbox.
-export STORAGE_DRIVER="${STORAGE_DRIVER:-vfs}"
 [ "$(id -u)" -eq 0 ] || { echo "run as root: buildah mount and chroot need it here" >&2; exit 1; }
 
 target="${CARGO_TARGET_DIR:-target}"
@@ -26,18 +24,22 @@ cargo build --release --locked --bin assay
 bin="$target/release/assay"
 
 root=$(mktemp -d)
+chmod 0755 "$root" # it becomes the image's /, which uid 65532 must be able to enter
 ctr=""
 cleanup() {
   [ -n "${serve_pid:-}" ] && kill "$serve_pid" 2>/dev/null || true
   [ -n "$ctr" ] && { buildah umount "$ctr" >/dev/null 2>&1 || true; buildah rm "$ctr" >/dev/null 2>&1 || true; }
-  rm -rf "$root"
+  rm -rf "$root" "$root.serve.log"
 }
 trap cleanup EXIT
 
 # The root filesystem: the binary, each library ldd names (the loader included), the CA bundle, users, data dir.
 install -D -m 0755 "$bin" "$root/usr/local/bin/assay"
-for lib in $(ldd "$bin" | awk '/=>/ {print $3} !/=>/ && /^\s*\// {print $1}'); do
-  install -D -m 0644 "$(readlink -f "$lib")" "$root$lib"
+# As the Dockerfile does: the line tables stay in the build cache, the image gets the symbols only.
+strip --strip-debug "$root/usr/local/bin/assay"
+for lib in $(ldd "$bin" | awk '/=> \// {print $3} !/=>/ && $1 ~ /^\// {print $1}'); do
+  # With its own mode: the loader (ld-linux) must stay executable for uid 65532 to start anything.
+  install -D -m "$(stat -c %a "$(readlink -f "$lib")")" "$(readlink -f "$lib")" "$root$lib"
 done
 install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
 mkdir -p "$root/etc" "$root/tmp" "$root/var/lib/assay"
@@ -49,6 +51,9 @@ chown 65532:65532 "$root/var/lib/assay"
 version=$("$bin" --version | awk '{print $2}')
 ctr=$(buildah from scratch)
 buildah copy "$ctr" "$root/" / >/dev/null
+# buildah copy makes everything root's; the data directory is the service's (as the Dockerfile's --chown does).
+# (Copying var/lib's contents, so the entry for the assay directory itself is what gets the owner.)
+buildah copy --chown 65532:65532 "$ctr" "$root/var/lib" /var/lib >/dev/null
 buildah config --user 65532:65532 --workingdir /var/lib/assay \
   --env ASSAY_LISTEN=0.0.0.0:8080 --env ASSAY_DATA=/var/lib/assay \
   --entrypoint '["/usr/local/bin/assay"]' --cmd serve --port 8080 \
@@ -88,8 +93,8 @@ else
   mnt=$(buildah mount "$ctr")
   echo "chroot assay --version: $(chroot --userspec=65532:65532 "$mnt" /usr/local/bin/assay --version)"
   # The image has no env and no shell: the environment is set outside, the binary is the only thing run inside.
-  env -i ASSAY_DATA=/var/lib/assay chroot --userspec=65532:65532 "$mnt" \
-    /usr/local/bin/assay serve --listen "127.0.0.1:$port" >/dev/null 2>&1 &
+  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin ASSAY_DATA=/var/lib/assay chroot --userspec=65532:65532 "$mnt" \
+    /usr/local/bin/assay serve --listen "127.0.0.1:$port" >"$root.serve.log" 2>&1 &
   serve_pid=$!
-  check_serve "http://127.0.0.1:$port"
+  check_serve "http://127.0.0.1:$port" || { tail -5 "$root.serve.log" >&2; exit 1; }
 fi
