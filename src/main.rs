@@ -150,6 +150,11 @@ pub(crate) struct WorkerArgs {
     /// This worker's name in results and logs [default: worker-PID].
     #[arg(long, env = "ASSAY_WORKER_NAME")]
     pub name: Option<String>,
+    /// Static membership of the consumer group (Kafka's group.instance.id), e.g. a StatefulSet pod's name: a
+    /// worker started again under the same id within the session timeout takes back its partitions without a
+    /// rebalance [default: none, dynamic membership].
+    #[arg(long, env = "ASSAY_GROUP_INSTANCE_ID")]
+    pub group_instance_id: Option<String>,
     /// Seconds in-flight jobs may take to finish after SIGTERM; the rest are redelivered.
     #[arg(long, env = "ASSAY_GRACE_SECS", default_value_t = 30)]
     pub grace_secs: u64,

@@ -65,7 +65,8 @@ pub(crate) fn run_worker(args: &WorkerArgs) -> anyhow::Result<ExitCode> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     let result = runtime.block_on(async {
-        let cfg = args.kafka.config();
+        let mut cfg = args.kafka.config();
+        cfg.group_instance_id = args.group_instance_id.clone();
         let store = model_store::ModelStore::from_url(&args.store)?;
         let rules = service_rules(args.rules.as_deref())?;
         queue_kafka::ensure_topics(&cfg).await.context("cannot prepare the Kafka topics")?;

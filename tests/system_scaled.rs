@@ -14,27 +14,13 @@ mod http;
 mod tansu;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use http::{events, request, root, samples, wait_final, Proc};
+use http::{events, request, samples, wait_final, Proc};
 
 /// Starts an `assay` process whose JSON log lines go to `log`.
 fn spawn(role: &[&str], bootstrap: &str, store: &str, log: &Path) -> Proc {
-    Proc(
-        Command::new(env!("CARGO_BIN_EXE_assay"))
-            .args(role)
-            .args(["--kafka", bootstrap, "--store", store])
-            .arg("--rules")
-            .arg(root().join("rules"))
-            .env("ASSAY_LOG_FORMAT", "json")
-            .env("ASSAY_SESSION_TIMEOUT_MS", "6000")
-            .env("ASSAY_TOPIC_PARTITIONS", "4")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
-            .spawn()
-            .unwrap(),
-    )
+    http::spawn_kafka_role(role, bootstrap, store, log, 6000, 4)
 }
 
 /// The JSON log lines of a process.

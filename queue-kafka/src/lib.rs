@@ -36,6 +36,9 @@ pub struct KafkaConfig {
     pub replication: i32,
     /// How long the group waits for a silent member before giving its partitions to others.
     pub session_timeout_ms: u32,
+    /// A worker's static group membership (`group.instance.id`): a worker started again under the same id
+    /// within the session timeout takes back its predecessor's partitions without a rebalance of the group.
+    pub group_instance_id: Option<String>,
     /// How long a publish may wait for the broker's acknowledgement before it counts as failed (default 30 s).
     pub send_timeout: Duration,
     /// How long closing a worker's connection (final commit, leaving the group, flush) may take (default 15 s).
@@ -59,6 +62,7 @@ impl KafkaConfig {
             partitions: 12,
             replication: 1,
             session_timeout_ms: 10_000,
+            group_instance_id: None,
             send_timeout: Duration::from_secs(30),
             close_timeout: Duration::from_secs(15),
             subscriber_buffer: 4096,
@@ -254,6 +258,9 @@ impl KafkaWorkerQueue {
             // the session timeout, not by this (tansu 0.6.0 stores it and uses it for nothing).
             .set("max.poll.interval.ms", "300000")
             .set("statistics.interval.ms", "5000");
+        if let Some(id) = &cfg.group_instance_id {
+            c.set("group.instance.id", id);
+        }
         for (k, v) in &cfg.extra {
             c.set(k, v);
         }

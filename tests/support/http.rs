@@ -132,6 +132,34 @@ fn read_response(stream: TcpStream) -> Response {
     Response { status, headers, body }
 }
 
+/// Starts `assay ROLE --kafka BOOTSTRAP --store STORE --rules rules/` with JSON log lines into `log`, the
+/// workers' session timeout and the topics' partition count set, and stdout piped (a gateway announces its
+/// address there).
+#[allow(dead_code, reason = "used by the Kafka system tests only")]
+pub fn spawn_kafka_role(
+    role: &[&str],
+    bootstrap: &str,
+    store: &str,
+    log: &Path,
+    session_ms: u64,
+    partitions: i32,
+) -> Proc {
+    Proc(
+        std::process::Command::new(env!("CARGO_BIN_EXE_assay"))
+            .args(role)
+            .args(["--kafka", bootstrap, "--store", store])
+            .arg("--rules")
+            .arg(root().join("rules"))
+            .env("ASSAY_LOG_FORMAT", "json")
+            .env("ASSAY_SESSION_TIMEOUT_MS", session_ms.to_string())
+            .env("ASSAY_TOPIC_PARTITIONS", partitions.to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::from(std::fs::File::create(log).expect("log file")))
+            .spawn()
+            .expect("start assay"),
+    )
+}
+
 /// Reads the process's announcement ("... listening on http://ADDR") and returns ADDR.
 pub fn listening_address(child: &mut Child) -> (String, BufReader<ChildStdout>) {
     let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));

@@ -45,6 +45,14 @@ impl Drop for Broker {
     }
 }
 
+impl Broker {
+    /// The broker's process id (to freeze it with SIGSTOP and thaw it with SIGCONT).
+    #[allow(dead_code, reason = "used by the chaos run only")]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 /// Starts tansu with in-memory storage on a free loopback port, in `workdir` (tansu reads a `.env` there), and
 /// waits until it accepts connections.
 pub fn start(tansu: &Path, workdir: &Path) -> Broker {
