@@ -35,7 +35,7 @@ mod tansu;
 
 use std::collections::HashMap;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -103,11 +103,10 @@ fn ten_thousand_jobs_under_chaos() {
     let freeze = env_or("ASSAY_CHAOS_FREEZE", 1) == 1;
     let Some(tansu) = tansu::for_test() else { return };
     // Kept after the run (the logs say what the processes saw): printed below.
-    let work = tempfile::Builder::new().prefix("assay-chaos-").tempdir().unwrap().keep();
-    let broker = tansu::start(&tansu, &work);
+    let dir = tempfile::Builder::new().prefix("assay-chaos-").tempdir().unwrap().keep();
+    let broker = tansu::start(&tansu, &dir);
     let bootstrap = broker.bootstrap.clone();
-    let store = work.join("models").display().to_string();
-    let dir = work.clone();
+    let store = dir.join("models").display().to_string();
     say(&format!(
         "chaos: {jobs} jobs at {rate}/s, a worker killed every {kill_every:?}, session {session_ms} ms, \
          {partitions} partitions, logs in {}",
@@ -287,5 +286,4 @@ fn ten_thousand_jobs_under_chaos() {
     assert_eq!(differ, 0, "the two gateways answered differently");
     drop(workers);
     drop(gateway_procs);
-    let _keep: PathBuf = dir;
 }

@@ -20,7 +20,7 @@ use crate::weld::F64Key;
 use crate::{Limits, ModelError, Warning};
 
 /// Required extensions that change how geometry is stored, all of which assay reads.
-pub(crate) const GEOMETRY_EXTENSIONS: &[&str] =
+const GEOMETRY_EXTENSIONS: &[&str] =
     &[gltf_codec::DRACO, gltf_codec::MESHOPT[0], gltf_codec::MESHOPT[1], "KHR_mesh_quantization"];
 
 /// Prefixes of required extensions that only change appearance, so the geometry can be read without them.
