@@ -22,5 +22,7 @@ for crate in models pricing-rules; do
 done
 refuse jobs 'axum|hyper|object_store' "the job contract knows no HTTP and no storage"
 refuse model-store 'rdkafka|axum' "the store knows no queue and no HTTP"
-[ "$fail" -eq 0 ] && echo "layout: gateway, worker, jobs, model-store, models and pricing-rules link no rdkafka; models and pricing-rules no async runtime"
+refuse tenants 'tokio|axum|hyper|reqwest|rdkafka' "the tenants file is values: no runtime, no HTTP"
+refuse webhooks 'rdkafka|rdkafka-sys|axum' "the notifier knows no Kafka (the binary hands it an outbox) and serves no HTTP"
+[ "$fail" -eq 0 ] && echo "layout: gateway, worker, jobs, model-store, models, pricing-rules, tenants and webhooks link no rdkafka; models, pricing-rules and tenants no async runtime"
 exit "$fail"

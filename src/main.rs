@@ -2,6 +2,7 @@
 
 mod analyze_cmd;
 mod batch_cmd;
+mod notifier_cmd;
 mod quote_cmd;
 mod rules_cmd;
 mod rules_source;
@@ -49,6 +50,45 @@ enum Command {
     Worker(WorkerArgs),
     /// Push one model through the queue by hand and print its result.
     Submit(SubmitArgs),
+    /// Deliver the tenants' webhooks from the Kafka results topic (the scaled deployment's notifier).
+    Notifier(NotifierArgs),
+    /// Make API keys and webhook secrets for the tenants file, and check a tenants file.
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantsCommand {
+    /// Print a new API key (give it to the shop) and its digest (put it in the tenants file).
+    Key,
+    /// Print a new webhook signing secret (whsec_...) for a tenant's webhook.
+    Secret,
+    /// Check a tenants file: every problem with its line and column.
+    Check {
+        /// The tenants file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct NotifierArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// The tenants file (the gateways' own): who has a webhook, for which events, with which secret.
+    #[arg(long, env = "ASSAY_TENANTS")]
+    pub tenants: PathBuf,
+    /// Consumer group of the notifiers: each result is delivered by one member of it.
+    #[arg(long, env = "ASSAY_NOTIFIER_GROUP", default_value = "assay-notifiers")]
+    pub notifier_group: String,
+    /// Deliveries waiting or in progress at most; past it the notifier reads no further results until some end.
+    #[arg(long, env = "ASSAY_NOTIFIER_MAX_PENDING", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_pending: u64,
+    /// Seconds to finish attempts in progress after SIGTERM; the rest are delivered by the next notifier.
+    #[arg(long, env = "ASSAY_GRACE_SECS", default_value_t = 15)]
+    pub grace_secs: u64,
+    /// Serve /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:9090) [default: none].
+    #[arg(long, env = "ASSAY_LISTEN")]
+    pub listen: Option<String>,
 }
 
 /// Where the queue is.
@@ -84,6 +124,10 @@ pub(crate) struct HttpArgs {
     /// comma-separated list). With none the API is open, which suits loopback.
     #[arg(long = "api-key", value_name = "KEY", env = "ASSAY_API_KEYS", value_delimiter = ',', hide_env_values = true)]
     pub api_keys: Vec<String>,
+    /// The tenants file: each shop's key digests, segments, limits and webhook (watched for edits; a broken edit
+    /// keeps the last good file). Instead of --api-key.
+    #[arg(long, env = "ASSAY_TENANTS", conflicts_with = "api_keys")]
+    pub tenants: Option<PathBuf>,
     /// Largest model accepted, in MB.
     #[arg(long, env = "ASSAY_MAX_UPLOAD_MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub max_upload_mb: u64,
@@ -314,11 +358,12 @@ fn main() -> ExitCode {
     let service = match cli.command {
         Command::Gateway(_) => "assay-gateway",
         Command::Worker(_) => "assay-worker",
+        Command::Notifier(_) => "assay-notifier",
         _ => "assay",
     };
     // The tools for people (analyze, quote, ...) log little and to a terminal; services log JSON when piped.
     let format = match (&cli.command, cli.log_format) {
-        (Command::Serve(_) | Command::Gateway(_) | Command::Worker(_), f) => f,
+        (Command::Serve(_) | Command::Gateway(_) | Command::Worker(_) | Command::Notifier(_), f) => f,
         (_, telemetry::LogFormat::Auto) => telemetry::LogFormat::Text,
         (_, f) => f,
     };
@@ -340,6 +385,10 @@ fn main() -> ExitCode {
         Command::Gateway(args) => serve_cmd::gateway(&args),
         Command::Worker(args) => worker_cmd::run_worker(&args),
         Command::Submit(args) => worker_cmd::submit(&args),
+        Command::Notifier(args) => notifier_cmd::run(&args),
+        Command::Tenants(TenantsCommand::Key) => notifier_cmd::new_key(),
+        Command::Tenants(TenantsCommand::Secret) => notifier_cmd::new_secret(),
+        Command::Tenants(TenantsCommand::Check { file }) => notifier_cmd::check(&file),
     };
     match result {
         Ok(code) => code,

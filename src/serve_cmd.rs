@@ -14,7 +14,9 @@ use crate::{GatewayArgs, HttpArgs, ServeArgs};
 
 impl HttpArgs {
     fn config(&self) -> anyhow::Result<gateway::Config> {
+        let tenants = self.tenants.as_deref().map(crate::notifier_cmd::tenants_source).transpose()?;
         let config = gateway::Config {
+            tenants,
             max_upload_bytes: self.max_upload_mb << 20,
             api_keys: self.api_keys.iter().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect(),
             max_jobs_kept: usize::try_from(self.max_jobs_kept).unwrap_or(usize::MAX),
@@ -88,7 +90,28 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             retention,
             Duration::from_secs(args.retention_sweep_minutes * 60),
         ));
-        let keys = !config.api_keys.is_empty();
+        let keys = !config.api_keys.is_empty() || config.tenants.is_some();
+        let stop = shutdown_watch();
+        // The tenants' webhooks: queued in the database with each result, delivered from it, after a restart too.
+        let mut config = config;
+        let notifier = match config.tenants.clone() {
+            Some(source) => {
+                let outbox: Arc<dyn jobs::Outbox> = queue.clone();
+                let notifier = webhooks::Notifier::new(outbox, source, webhooks::NotifierConfig::default())
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                config.webhooks = Some(Arc::new(crate::notifier_cmd::SqliteWebhooks(queue.clone())));
+                let (n, mut updates) = (notifier.clone(), jobs::Submitter::subscribe(&*queue));
+                tokio::spawn(async move {
+                    while let Some(r) = updates.recv().await {
+                        if r.tenant.is_some() {
+                            n.wake();
+                        }
+                    }
+                });
+                Some(tokio::spawn(notifier.run(wait(stop.clone()))))
+            }
+            None => None,
+        };
         let state =
             gateway::AppState::with_metrics(config, store.clone(), queue.clone(), rules.clone(), render(metrics));
         let (listener, addr) = listen(&args.http.listen).await?;
@@ -99,11 +122,13 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         };
         tracing::info!(%addr, data = %data, concurrency = options.concurrency, "assay serve started");
         announce("serve", addr, keys, "samples/pixelverse_ring.stl");
-        let stop = shutdown_watch();
         tokio::spawn(worker::report_rules(rules_for_metrics));
         let workers = tokio::spawn(worker::run(queue, ctx, options, wait(stop.clone())));
         gateway::serve(listener, gateway::router(state), wait(stop)).await.context("the HTTP server failed")?;
         let stats = workers.await.context("the worker pool failed")?;
+        if let Some(n) = notifier {
+            n.await.context("the webhook notifier failed")?;
+        }
         tracing::info!(finished = stats.finished, abandoned = stats.abandoned, "assay serve stopped");
         Ok(ExitCode::SUCCESS)
     })
@@ -121,7 +146,7 @@ pub(crate) fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
         queue_kafka::ensure_topics(&cfg).await.context("cannot prepare the Kafka topics")?;
         // From the start of the compacted results topic: this instance can answer for jobs others accepted.
         let queue = Arc::new(queue_kafka::KafkaSubmitter::connect(&cfg, true)?);
-        let keys = !config.api_keys.is_empty();
+        let keys = !config.api_keys.is_empty() || config.tenants.is_some();
         tokio::spawn(worker::report_rules(rules.clone()));
         let state = gateway::AppState::with_metrics(config, store, queue, rules, render(metrics));
         let (listener, addr) = listen(&args.http.listen).await?;

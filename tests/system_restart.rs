@@ -9,29 +9,13 @@
 mod http;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
-use http::{request, root, wait_final, Proc};
+use http::{request, wait_final, Proc};
 
 fn serve(data: &Path, log: &str) -> (Proc, String) {
-    let stderr = std::fs::File::create(data.join(log)).unwrap();
-    let mut child = Proc(
-        Command::new(env!("CARGO_BIN_EXE_assay"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--concurrency", "1"])
-            .arg("--data")
-            .arg(data)
-            .current_dir(root())
-            .env("ASSAY_LOG_FORMAT", "json")
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap(),
-    );
-    let (addr, out) = http::listening_address(&mut child);
-    // Keep reading stdout so the process never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut { out }, &mut std::io::sink()));
-    (child, addr)
+    http::spawn_serve(data, &["--concurrency".as_ref(), "1".as_ref()], log)
 }
 
 fn kill9(child: &mut Proc) {

@@ -1,5 +1,8 @@
 //! API keys: `Authorization: Bearer <key>`. Keys are kept as SHA-256 digests and compared in constant time, so
 //! neither the comparison's timing nor a memory dump gives a key away; they are never logged.
+//!
+//! With a tenants file a key names its tenant, and the tenant's request rate is enforced here, before any
+//! handler runs; without one, `--api-key` keys are one tenant, and no keys at all is the open mode.
 
 use std::sync::Arc;
 
@@ -29,6 +32,18 @@ impl std::fmt::Debug for ApiKeys {
 pub enum Caller {
     Open,
     Key([u8; 32]),
+    /// A tenant of the tenants file, by id.
+    Tenant(String),
+}
+
+/// The tenant a request comes from, when the gateway has a tenants file: what it may ask for and its limits.
+#[derive(Clone, Debug)]
+pub struct TenantOf(pub Option<Arc<tenants::Tenant>>);
+
+impl TenantOf {
+    pub fn id(&self) -> Option<&str> {
+        self.0.as_deref().map(|t| t.id.as_str())
+    }
 }
 
 impl std::fmt::Debug for Caller {
@@ -43,6 +58,7 @@ impl Caller {
         match self {
             Caller::Open => "open".into(),
             Caller::Key(d) => format!("key:{}", d[..8].iter().map(|b| format!("{b:02x}")).collect::<String>()),
+            Caller::Tenant(id) => format!("tenant:{id}"),
         }
     }
 }
@@ -65,8 +81,7 @@ impl ApiKeys {
         let digest: [u8; 32] = Sha256::digest(presented?.as_bytes()).into();
         let mut found = None;
         for d in &self.digests {
-            let diff = d.iter().zip(digest.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-            if diff == 0 && found.is_none() {
+            if tenants::digest_eq(d, &digest) && found.is_none() {
                 found = Some(Caller::Key(*d));
             }
         }
@@ -88,11 +103,31 @@ fn presented(req: &Request) -> Option<String> {
     None
 }
 
-/// Lets a request through with its [`Caller`] in the extensions, or answers 401.
+/// Lets a request through with its [`Caller`] and [`TenantOf`] in the extensions, or answers 401 (no key, or
+/// a key no tenant has) or 429 (the tenant's requests per minute are used up).
 pub async fn require_key(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
-    match state.keys.identify(presented(&req).as_deref()) {
-        Some(caller) => {
+    let identified = match &state.config.tenants {
+        Some(source) => {
+            let tenants = source.current();
+            presented(&req).and_then(|k| tenants.identify(&k)).map(|t| (Caller::Tenant(t.id.clone()), Some(t)))
+        }
+        None => state.keys.identify(presented(&req).as_deref()).map(|c| (c, None)),
+    };
+    match identified {
+        Some((caller, tenant)) => {
+            if let Some(t) = &tenant {
+                if let Some(rate) = t.rate_per_minute {
+                    if let Err(wait) = state.rate.take(&t.id, rate, std::time::Instant::now()) {
+                        let message = format!(
+                            "tenant \"{}\" is over its {rate} requests per minute: retry after the seconds Retry-After gives",
+                            t.id
+                        );
+                        return ApiError::too_many(wait, "rate_limited", message).into_response();
+                    }
+                }
+            }
             req.extensions_mut().insert(caller);
+            req.extensions_mut().insert(TenantOf(tenant));
             next.run(req).await
         }
         None => {

@@ -18,11 +18,20 @@ pub struct JobState {
     pub traceparent: Option<String>,
     /// The latest message about the job: none while it is queued.
     pub result: Option<Arc<JobResult>>,
+    /// The tenant whose job it is, when the gateway has tenants (from the submission, or from the job's messages
+    /// for one another instance accepted).
+    pub tenant: Option<String>,
 }
 
 impl JobState {
     pub fn status(&self) -> Status {
         self.result.as_ref().map_or(Status::Queued, |r| r.status())
+    }
+
+    /// Whether `tenant` may see this job: a caller with no tenant (one key, or the open mode) sees every job; a
+    /// tenant only its own.
+    pub fn visible_to(&self, tenant: Option<&str>) -> bool {
+        tenant.is_none_or(|t| self.tenant.as_deref() == Some(t))
     }
 
     pub fn outcome(&self) -> &Outcome {
@@ -49,13 +58,24 @@ impl JobBook {
     /// Records a job this gateway accepted, before it is queued (so no answer can arrive for an unknown id). A
     /// job the book already knows (a retry with the same idempotency key, through this or another instance) is
     /// left as it is; returns whether the job is new to the book.
-    pub fn accept(&self, job_id: &str, submitted_at_ms: u64, traceparent: Option<String>) -> bool {
+    pub fn accept(
+        &self,
+        job_id: &str,
+        submitted_at_ms: u64,
+        traceparent: Option<String>,
+        tenant: Option<String>,
+    ) -> bool {
         let mut jobs = self.lock();
         if jobs.contains_key(job_id) {
             return false;
         }
-        let state =
-            JobState { job_id: job_id.to_owned(), submitted_at_ms: Some(submitted_at_ms), traceparent, result: None };
+        let state = JobState {
+            job_id: job_id.to_owned(),
+            submitted_at_ms: Some(submitted_at_ms),
+            traceparent,
+            result: None,
+            tenant,
+        };
         jobs.insert(job_id.to_owned(), watch::channel(state).0);
         true
     }
@@ -80,6 +100,9 @@ impl JobBook {
                         return false;
                     }
                     state.submitted_at_ms = state.submitted_at_ms.or(result.submitted_at_ms);
+                    if state.tenant.is_none() {
+                        state.tenant = result.tenant.clone();
+                    }
                     state.result = Some(Arc::new(result));
                     true
                 });
@@ -91,6 +114,7 @@ impl JobBook {
                     job_id: id.clone(),
                     submitted_at_ms: result.submitted_at_ms,
                     traceparent: None,
+                    tenant: result.tenant.clone(),
                     result: (status != Status::Queued).then(|| Arc::new(result)),
                 };
                 jobs.insert(id, watch::channel(state).0);
@@ -144,8 +168,8 @@ mod tests {
     #[test]
     fn a_final_answer_stays_and_the_oldest_jobs_are_forgotten_first() {
         let book = JobBook::new(2);
-        assert!(book.accept("a", 1, None));
-        assert!(!book.accept("a", 2, None), "a retry leaves the job as it is");
+        assert!(book.accept("a", 1, None, None));
+        assert!(!book.accept("a", 2, None, None), "a retry leaves the job as it is");
         let mut rx = book.watch("a").expect("accepted");
         assert_eq!(rx.borrow_and_update().status(), Status::Queued);
         book.update(msg("a", Status::Running, "w1"));
@@ -160,7 +184,7 @@ mod tests {
         // A result for a job this instance never saw is kept too (scaled mode).
         book.update(msg("b", Status::Done, "w1"));
         assert_eq!(book.get("b").map(|s| (s.status(), s.submitted_at_ms)), Some((Status::Done, None)));
-        book.accept("c", 3, None);
+        book.accept("c", 3, None, None);
         assert_eq!(book.len(), 2);
         assert!(book.get("a").is_none(), "the oldest went first");
         book.withdraw("c");

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod book;
 pub mod error;
+mod limits;
 mod routes;
 mod submit;
 
@@ -43,6 +44,16 @@ pub struct Config {
     pub max_idempotency_keys: usize,
     /// How long an idempotency key names its first request (default 24 hours).
     pub idempotency_ttl: Duration,
+    /// The tenants file: keys, segments and limits per tenant. Exclusive with `api_keys`.
+    pub tenants: Option<tenants::TenantsSource>,
+    /// Where a job's webhook delivery is looked up, for `GET /v1/quotes/{id}` (a notifier in this process).
+    pub webhooks: Option<Arc<dyn WebhookLookup>>,
+}
+
+/// What the gateway shows of a job's webhook delivery: the notifier that makes it answers.
+#[async_trait::async_trait]
+pub trait WebhookLookup: Send + Sync + 'static {
+    async fn webhook(&self, job_id: &str) -> Option<jobs::WebhookStatus>;
 }
 
 impl std::fmt::Debug for Config {
@@ -54,6 +65,8 @@ impl std::fmt::Debug for Config {
             .field("job_deadline", &self.job_deadline)
             .field("max_idempotency_keys", &self.max_idempotency_keys)
             .field("idempotency_ttl", &self.idempotency_ttl)
+            .field("tenants", &self.tenants.as_ref().map(|t| t.current().all().len()))
+            .field("webhooks", &self.webhooks.is_some())
             .finish()
     }
 }
@@ -67,6 +80,8 @@ impl Default for Config {
             job_deadline: Duration::from_secs(15 * 60),
             max_idempotency_keys: 100_000,
             idempotency_ttl: Duration::from_secs(24 * 3600),
+            tenants: None,
+            webhooks: None,
         }
     }
 }
@@ -83,6 +98,11 @@ impl Config {
                 k + 1,
                 self.api_keys.len()
             ));
+        }
+        if self.tenants.is_some() && !self.api_keys.is_empty() {
+            return Err(
+                "api_keys and tenants: give keys in the tenants file, or --api-key without one, not both".into()
+            );
         }
         if self.max_jobs_kept == 0 {
             return Err("max_jobs_kept must be above 0".into());
@@ -144,6 +164,8 @@ pub struct AppState {
     rules: Rules,
     book: JobBook,
     idempotency: Mutex<jobs::BoundedMap<submit::IdemKey, submit::IdemEntry>>,
+    rate: limits::RateLimiter,
+    in_flight: limits::InFlight,
     started: SystemTime,
     metrics: Option<Render>,
     feeder: tokio::task::JoinHandle<()>,
@@ -193,6 +215,8 @@ impl AppState {
                 keys: ApiKeys::new(&config.api_keys),
                 book: JobBook::new(config.max_jobs_kept),
                 idempotency: Mutex::new(jobs::BoundedMap::new(config.max_idempotency_keys)),
+                rate: limits::RateLimiter::default(),
+                in_flight: limits::InFlight::default(),
                 config,
                 store,
                 queue,
@@ -236,7 +260,15 @@ impl AppState {
 async fn follow(mut updates: mpsc::Receiver<JobResult>, state: std::sync::Weak<AppState>) {
     while let Some(update) = updates.recv().await {
         match state.upgrade() {
-            Some(s) => s.book.update(update),
+            Some(s) => {
+                let finished = update.is_final().then(|| (update.job_id.clone(), update.tenant.clone()));
+                s.book.update(update);
+                if let Some((id, tenant)) = finished {
+                    if let Some(tenant) = tenant.or_else(|| s.book.get(&id).and_then(|j| j.tenant)) {
+                        s.in_flight.finish(&tenant, &id);
+                    }
+                }
+            }
             None => return,
         }
     }

@@ -9,44 +9,30 @@ use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{header, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use serde::Serialize;
 use tokio::sync::watch;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
+use crate::auth::TenantOf;
 use crate::book::JobState;
 use crate::error::{ApiError, ErrorDetail, ErrorResponse};
 use crate::AppState;
 
-/// A job as a client sees it: its status and exactly what that status has. `queued` and `running` carry no
-/// price; `done` carries the geometry, the quotes and the stage timings; `failed` always carries an error.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct QuoteView {
-    pub job_id: String,
-    /// When the gateway accepted it, in ms since the Unix epoch.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub submitted_at_ms: Option<u64>,
-    /// The worker instance that took it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub worker: Option<String>,
-    /// The trace of the quote, from the request to the result.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub trace_id: Option<String>,
-    #[serde(flatten)]
-    pub outcome: jobs::Outcome,
-}
+pub use jobs::QuoteView;
 
-impl From<&JobState> for QuoteView {
-    fn from(s: &JobState) -> QuoteView {
-        let r = s.result.as_deref();
-        QuoteView {
-            job_id: s.job_id.clone(),
-            submitted_at_ms: s.submitted_at_ms,
-            worker: r.map(|r| r.worker.clone()),
-            trace_id: r.and_then(|r| r.trace_id.clone()).or_else(|| jobs::trace::trace_id(s.traceparent.as_deref())),
-            outcome: s.outcome().clone(),
-        }
+/// The view of a job as the book holds it: the queue's latest message, with what the gateway knows besides.
+pub(crate) fn view(s: &JobState) -> QuoteView {
+    let r = s.result.as_deref();
+    QuoteView {
+        job_id: s.job_id.clone(),
+        submitted_at_ms: s.submitted_at_ms.or(r.and_then(|r| r.submitted_at_ms)),
+        worker: r.map(|r| r.worker.clone()).filter(|w| !w.is_empty()),
+        trace_id: r.and_then(|r| r.trace_id.clone()).or_else(|| jobs::trace::trace_id(s.traceparent.as_deref())),
+        webhook: None,
+        outcome: s.outcome().clone(),
     }
 }
 
@@ -71,11 +57,17 @@ fn unknown_job(id: &str) -> ApiError {
 )]
 pub async fn get_quote(
     State(state): State<Arc<AppState>>,
+    Extension(tenant): Extension<TenantOf>,
     Path(id): Path<String>,
 ) -> Result<Json<QuoteView>, ApiError> {
-    let job = state.job(&id).await.ok_or_else(|| unknown_job(&id))?;
+    // Another tenant's job answers exactly like an unknown one.
+    let job = state.job(&id).await.filter(|j| j.visible_to(tenant.id())).ok_or_else(|| unknown_job(&id))?;
     delivered(&job, "poll");
-    Ok(Json(QuoteView::from(&job)))
+    let mut view = view(&job);
+    if let Some(w) = &state.config.webhooks {
+        view.webhook = w.webhook(&id).await;
+    }
+    Ok(Json(view))
 }
 
 /// Marks the delivery of a final result in the quote's own trace: a span whose parent is the job's send span,
@@ -121,10 +113,11 @@ fn delivered(job: &JobState, channel: &'static str) {
 )]
 pub async fn events(
     State(state): State<Arc<AppState>>,
+    Extension(tenant): Extension<TenantOf>,
     Path(id): Path<String>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    state.job(&id).await.ok_or_else(|| unknown_job(&id))?;
+    state.job(&id).await.filter(|j| j.visible_to(tenant.id())).ok_or_else(|| unknown_job(&id))?;
     let rx = state.book.watch(&id).ok_or_else(|| unknown_job(&id))?;
     let ws = ws.map_err(|e| {
         ApiError::new(
@@ -143,7 +136,7 @@ async fn push(mut socket: WebSocket, mut rx: watch::Receiver<JobState>) {
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     'send: loop {
         let state = rx.borrow_and_update().clone();
-        let Ok(text) = serde_json::to_string(&QuoteView::from(&state)) else { break };
+        let Ok(text) = serde_json::to_string(&view(&state)) else { break };
         delivered(&state, "websocket");
         if socket.send(Message::Text(text.into())).await.is_err() {
             break;
@@ -248,7 +241,7 @@ pub struct RulesView {
     ),
     security(("api_key" = []), ())
 )]
-pub async fn rules(State(state): State<Arc<AppState>>) -> Json<RulesView> {
+pub async fn rules(State(state): State<Arc<AppState>>, Extension(tenant): Extension<TenantOf>) -> Json<RulesView> {
     let rules = state.rules.current();
     let (loaded_at, reload) = match state.rules.reload_status() {
         None => (state.started, None),
@@ -271,15 +264,17 @@ pub async fn rules(State(state): State<Arc<AppState>>) -> Json<RulesView> {
                 fineness: a.fineness.to_string(),
             })
             .collect(),
-        segments: rules
-            .segments
-            .iter()
-            .map(|(id, s)| SegmentView {
-                id: id.clone(),
-                label: s.label.clone(),
-                minimum_price: s.minimum_price.to_string(),
-            })
-            .collect(),
+        // A tenant sees the segments it may ask for, in its file's order (its default first).
+        segments: match &tenant.0 {
+            None => rules.segments.keys().cloned().collect::<Vec<_>>(),
+            Some(t) => t.segments.iter().filter(|id| rules.segments.contains_key(*id)).cloned().collect(),
+        }
+        .into_iter()
+        .filter_map(|id| {
+            let s = rules.segments.get(&id)?;
+            Some(SegmentView { label: s.label.clone(), minimum_price: s.minimum_price.to_string(), id })
+        })
+        .collect(),
         stones: rules.stones.iter().map(|(id, s)| StoneView { id: id.clone(), label: s.label.clone() }).collect(),
         units: models::Units::ALL.iter().map(|u| u.as_str().to_owned()).collect(),
         reload,

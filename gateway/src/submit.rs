@@ -2,7 +2,7 @@
 //! `202 Accepted`. Every refusal says what was wrong and what is allowed.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Query, Request, State};
@@ -17,7 +17,7 @@ use model_store::StoredModel;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, TenantOf};
 use crate::error::{ApiError, ErrorResponse};
 use crate::AppState;
 
@@ -278,9 +278,40 @@ where
 
 /// The request's options, checked against the gateway's copy of the rules (the worker's copy decides: see
 /// ARCHITECTURE.md).
-fn checked(state: &AppState, options: Options) -> Result<Options, ApiError> {
+/// A tenant's request without a segment gets the tenant's default; one with a segment the tenant may not use is
+/// refused with 403 naming the ones it may.
+fn checked(
+    state: &AppState,
+    tenant: &TenantOf,
+    mut options: Options,
+    segment_given: bool,
+) -> Result<Options, ApiError> {
+    if let Some(t) = &tenant.0 {
+        if !segment_given {
+            options.segment = t.default_segment().to_owned();
+        } else if !t.may_use(&options.segment) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "segment_not_allowed",
+                format!(
+                    "segment \"{}\" is not allowed for this key: allowed {}",
+                    options.segment,
+                    t.segments.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
     state.rules.current().check_request(&options).map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
     Ok(options)
+}
+
+/// 429 for a tenant at its limit of unfinished jobs.
+fn too_many_in_flight(t: &tenants::Tenant, max: u32) -> ApiError {
+    ApiError::too_many(
+        Duration::from_secs(2),
+        "too_many_in_flight",
+        format!("tenant \"{}\" has {max} unfinished jobs, its limit: wait for one to finish", t.id),
+    )
 }
 
 fn units(value: &str) -> Result<models::Units, ApiError> {
@@ -289,11 +320,13 @@ fn units(value: &str) -> Result<models::Units, ApiError> {
         .map_err(|_| ApiError::unprocessable("invalid_units", format!("units \"{value}\" is not one of mm, cm, m, in")))
 }
 
-/// Options from query parameters: `alloy` (repeatable, or comma-separated), `quantity`, `segment`, `units`.
-fn query_options(uri: &axum::http::Uri) -> Result<Options, ApiError> {
+/// Options from query parameters: `alloy` (repeatable, or comma-separated), `quantity`, `segment`, `units`; and
+/// whether a segment was given.
+fn query_options(uri: &axum::http::Uri) -> Result<(Options, bool), ApiError> {
     let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
         .map_err(|e| ApiError::bad_request("bad_query", format!("the query string cannot be read: {e}")))?;
     let mut o = Options::default();
+    let mut segment_given = false;
     for (k, v) in pairs {
         match k.as_str() {
             "alloy" => o.alloys.extend(v.split(',').map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned)),
@@ -305,7 +338,10 @@ fn query_options(uri: &axum::http::Uri) -> Result<Options, ApiError> {
                     )
                 })?
             }
-            "segment" => o.segment = v,
+            "segment" => {
+                o.segment = v;
+                segment_given = true;
+            }
             "units" => o.units = Some(units(&v)?),
             other => {
                 return Err(ApiError::bad_request(
@@ -318,7 +354,7 @@ fn query_options(uri: &axum::http::Uri) -> Result<Options, ApiError> {
             }
         }
     }
-    Ok(o)
+    Ok((o, segment_given))
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -384,8 +420,15 @@ fn traceparent(headers: &HeaderMap) -> String {
 pub async fn submit(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
+    Extension(tenant): Extension<TenantOf>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    // Over the limit of unfinished jobs: refused before anything is uploaded.
+    if let Some(t) = &tenant.0 {
+        if let Some(max) = t.max_in_flight.filter(|m| state.in_flight.count(&t.id) >= *m as usize) {
+            return Err(too_many_in_flight(t, max));
+        }
+    }
     let headers = request.headers().clone();
     let mut reservation = Reservation { state: &state, key: None };
     // A retry with a key already answered is read like a new request (its model lands on the stored copy), then
@@ -417,7 +460,8 @@ pub async fn submit(
 
     let (stored, format, options, buffers) = match declared {
         Some(declared) => {
-            let options = checked(&state, query_options(request.uri())?)?;
+            let (options, segment_given) = query_options(request.uri())?;
+            let options = checked(&state, &tenant, options, segment_given)?;
             let body: Body = request.into_body();
             let (stored, format) = store_stream(&state, body.into_data_stream(), declared, |e| {
                 ApiError::bad_request("body_interrupted", format!("the request body could not be read: {e}"))
@@ -432,7 +476,7 @@ pub async fn submit(
                     "a multipart/form-data submission takes its options from the options part, not the query string",
                 ));
             }
-            multipart(&state, request).await?
+            multipart(&state, &tenant, request).await?
         }
     };
     let stored = whole_gltf(&state, stored, format, buffers).await?;
@@ -470,7 +514,8 @@ pub async fn submit(
         model: ModelInfo { sha256: stored.sha256.clone(), size_bytes: stored.size, format: format.family().to_owned() },
     };
     let model = ModelRef { key: stored.key, sha256: stored.sha256.clone(), format: Some(format) };
-    let job = Job::new(job_id.clone(), model, options, state.config.job_deadline);
+    let tenant_id = tenant.id().map(str::to_owned);
+    let job = Job::new(job_id.clone(), model, options, state.config.job_deadline).for_tenant(tenant_id.clone());
     let destination = state.queue.destination();
     let send = tracing::info_span!(
         "send",
@@ -489,14 +534,23 @@ pub async fn submit(
     // already holds under this id is a retry through another instance (or after this one forgot the key):
     // answered with that job, not queued twice.
     let known = key.is_some() && state.job(&job_id).await.is_some();
-    if known || !state.book.accept(&job_id, job.submitted_at_ms, Some(traceparent.clone())) {
+    if known || !state.book.accept(&job_id, job.submitted_at_ms, Some(traceparent.clone()), tenant_id.clone()) {
         let mut accepted = accepted;
         accepted.status = state.book.get(&job_id).map_or(Status::Queued, |j| j.status());
         reservation.complete(&accepted, request);
         return Ok(replayed(&accepted));
     }
+    if let Some(t) = &tenant.0 {
+        if !state.in_flight.admit(&t.id, &job_id, t.max_in_flight) {
+            state.book.withdraw(&job_id);
+            return Err(too_many_in_flight(t, t.max_in_flight.unwrap_or(0)));
+        }
+    }
     if let Err(e) = tracing::Instrument::instrument(state.queue.submit(&job, Some(&traceparent)), send).await {
         state.book.withdraw(&job_id);
+        if let Some(t) = &tenant_id {
+            state.in_flight.finish(t, &job_id);
+        }
         tracing::error!(job.id = %job_id, trace.id = %trace_id, error = %e, "cannot queue a job");
         return Err(match e {
             jobs::QueueError::Full(why) => ApiError::unavailable("storage_full", format!("{why}: try again later")),
@@ -579,7 +633,7 @@ async fn whole_gltf(
 
 /// A `multipart/form-data` submission: a `model` part (streamed), an optional `options` JSON part and a `.gltf`'s
 /// `buffer` parts, in any order.
-async fn multipart(state: &AppState, request: Request) -> Result<Submission, ApiError> {
+async fn multipart(state: &AppState, tenant: &TenantOf, request: Request) -> Result<Submission, ApiError> {
     let bad = |e: axum::extract::multipart::MultipartError| {
         ApiError::bad_request("bad_multipart", format!("the multipart body cannot be read: {}", e.body_text()))
     };
@@ -608,7 +662,18 @@ async fn multipart(state: &AppState, request: Request) -> Result<Submission, Api
                     }
                     text.extend_from_slice(&chunk);
                 }
-                let body: Options = serde_json::from_slice(&text).map_err(|e| {
+                let invalid = |e: serde_json::Error| {
+                    ApiError::unprocessable(
+                        "invalid_options",
+                        format!(
+                            "the options part is not valid: {e}; expected a JSON object with alloys, quantity, \
+                             segment, stones, units"
+                        ),
+                    )
+                };
+                let value: serde_json::Value = serde_json::from_slice(&text).map_err(invalid)?;
+                let segment_given = value.get("segment").is_some();
+                let body: Options = serde_json::from_value(value).map_err(|e| {
                     ApiError::unprocessable(
                         "invalid_options",
                         format!(
@@ -617,7 +682,7 @@ async fn multipart(state: &AppState, request: Request) -> Result<Submission, Api
                         ),
                     )
                 })?;
-                options = Some(checked(state, body)?);
+                options = Some(checked(state, tenant, body, segment_given)?);
             }
             "model" => {
                 if model.is_some() {
@@ -666,7 +731,7 @@ async fn multipart(state: &AppState, request: Request) -> Result<Submission, Api
     };
     let options = match options {
         Some(o) => o,
-        None => checked(state, Options::default())?,
+        None => checked(state, tenant, Options::default(), false)?,
     };
     Ok((stored, format, options, buffers))
 }

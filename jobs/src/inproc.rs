@@ -75,6 +75,11 @@ impl InProcessQueue {
         self.dead.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Messages queued since the queue was made.
+    pub fn sent(&self) -> u64 {
+        self.next_id.load(Ordering::Relaxed)
+    }
+
     /// Jobs delivered and not yet done.
     pub fn in_flight(&self) -> usize {
         self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).len()

@@ -10,17 +10,21 @@ pub mod bounded;
 pub mod fanout;
 pub mod inproc;
 pub mod metric;
+pub mod outbox;
 pub mod protocol;
 pub mod queue;
 pub mod retry;
 pub mod trace;
+pub mod view;
 
 pub use bounded::BoundedMap;
 pub use fanout::Fanout;
 pub use inproc::{InProcessConfig, InProcessQueue};
+pub use outbox::{Outbox, Pending, Record};
 pub use protocol::{ErrorBody, Failure, Job, JobResult, ModelRef, Outcome, Priced, Status, Timings};
 pub use queue::{Delivery, Position, QueueError, Submitter, WorkerQueue};
 pub use retry::Backoff;
+pub use view::{DeliveryStatus, QuoteView, WebhookStatus};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {

@@ -37,6 +37,10 @@ pub const RULES_INFO: &str = "assay_rules_info";
 pub const RULES_RELOADS: &str = "assay_rules_reloads_total";
 pub const RULES_RELOAD_FAILURES: &str = "assay_rules_reload_failures_total";
 pub const KAFKA_CONSUMER_LAG: &str = "assay_kafka_consumer_lag";
+pub const WEBHOOK_ATTEMPTS: &str = "assay_webhook_attempts_total";
+pub const WEBHOOK_ATTEMPT_DURATION: &str = "assay_webhook_attempt_duration_seconds";
+pub const WEBHOOK_GIVEN_UP: &str = "assay_webhook_given_up_total";
+pub const WEBHOOK_PENDING: &str = "assay_webhook_pending";
 
 const fn m(name: &'static str, kind: Kind, unit: Option<metrics::Unit>, help: &'static str) -> Metric {
     Metric { name, kind, unit, help }
@@ -80,6 +84,20 @@ pub const CATALOGUE: &[Metric] = &[
         Some(Unit::Count),
         "Messages behind the end of each jobs partition this worker consumes (librdkafka statistics)",
     ),
+    m(
+        WEBHOOK_ATTEMPTS,
+        Counter,
+        None,
+        "Webhook attempts by outcome: delivered, retry, given_up (the last retry failed), gone (410)",
+    ),
+    m(WEBHOOK_ATTEMPT_DURATION, Histogram, Some(Unit::Seconds), "Time from sending a webhook to its answer or failure"),
+    m(
+        WEBHOOK_GIVEN_UP,
+        Counter,
+        None,
+        "Webhook deliveries ended without a 2xx (retries used up, 410, webhook removed)",
+    ),
+    m(WEBHOOK_PENDING, Gauge, Some(Unit::Count), "Webhook deliveries waiting for their next attempt in this notifier"),
 ];
 
 /// Registers the help text and unit of every metric (call once the recorder is installed).

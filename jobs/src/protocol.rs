@@ -34,6 +34,10 @@ pub struct Job {
     /// When the answer stops being useful, in milliseconds since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u64>,
+    /// The tenant that submitted it (the tenants file's id), when the gateway has tenants: its results carry it,
+    /// so only that tenant sees them and its webhook hears of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 impl Job {
@@ -47,7 +51,13 @@ impl Job {
             options,
             submitted_at_ms: now,
             deadline_ms: Some(now.saturating_add(u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX))),
+            tenant: None,
         }
+    }
+
+    /// The same job, submitted by `tenant`.
+    pub fn for_tenant(self, tenant: Option<String>) -> Job {
+        Job { tenant, ..self }
     }
 }
 
@@ -207,6 +217,9 @@ pub struct JobResult {
     /// When the job was submitted, in ms since the Unix epoch (so any reader of the result knows it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submitted_at_ms: Option<u64>,
+    /// The tenant whose job it is (the job's `tenant`), so any gateway shows it to that tenant alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     #[serde(flatten)]
     pub outcome: Outcome,
 }
@@ -219,6 +232,7 @@ impl JobResult {
             worker: worker.to_owned(),
             trace_id,
             submitted_at_ms: None,
+            tenant: None,
             outcome,
         }
     }

@@ -14,8 +14,10 @@ mod schema;
 mod watch;
 
 pub use handle::Rules;
-pub use load::{Alloy, CastingMinimum, Labour, LoadError, QuantityBreak, RuleError, RuleSet, Segment, Stone, Tax};
+pub use load::{
+    locate, Alloy, CastingMinimum, Labour, LoadError, QuantityBreak, RuleError, RuleSet, Segment, Stone, Tax,
+};
 pub use price::{DetectedStone, Line, PriceError, Quote, QuoteRequest, Quotes, StoneRequest};
 pub use rust_decimal::Decimal;
 pub use schema::schemas;
-pub use watch::{ReloadStatus, RulesWatcher, WatchError};
+pub use watch::{FileWatcher, ReloadStatus, RulesWatcher, Versioned, WatchError};

@@ -231,12 +231,21 @@ struct Located<'a> {
 
 impl Located<'_> {
     fn at(&self, span: Range<usize>, message: String) -> RuleError {
-        let start = span.start.min(self.text.len());
-        let before = &self.text[..start];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let (line, column) = locate(self.text, span);
         RuleError { file: self.file.to_owned(), line, column, message }
     }
+}
+
+/// The 1-based line and column (in characters) where a byte span of `text` starts.
+pub fn locate(text: &str, span: Range<usize>) -> (usize, usize) {
+    let mut start = span.start.min(text.len());
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let before = &text[..start];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
 }
 
 impl Checker {

@@ -1,8 +1,12 @@
-//! Hot reload: a watched rules directory whose valid edits take effect and whose broken edits are reported while
-//! the last good rules stay in force. Survives the Kubernetes ConfigMap update (a `..data` symlink swapped for a
-//! new timestamped directory), because it reloads the whole directory on any change in it.
+//! Hot reload: a watched directory whose valid edits take effect and whose broken edits are reported while the
+//! last good version stays in force. Survives the Kubernetes ConfigMap update (a `..data` symlink swapped for a
+//! new timestamped directory), because it reloads on any change in the directory.
+//!
+//! [`FileWatcher`] is generic over what is loaded: the rules ([`RulesWatcher`]) and the tenants file reload the
+//! same way.
 
-use std::path::{Path, PathBuf};
+use std::fmt::Display;
+use std::path::Path;
 use std::sync::mpsc::{channel, RecvTimeoutError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
@@ -22,21 +26,52 @@ pub struct ReloadStatus {
     pub reloads: u64,
 }
 
-/// The rules in force, swapped atomically when the directory changes.
+/// What a [`FileWatcher`] keeps: anything loaded whole, with a version that changes when its content does.
+pub trait Versioned: Send + Sync + 'static {
+    fn version(&self) -> &str;
+    /// What it is, for log lines ("pricing rules", "tenants file").
+    const WHAT: &'static str;
+}
+
+impl Versioned for RuleSet {
+    fn version(&self) -> &str {
+        &self.version
+    }
+    const WHAT: &'static str = "pricing rules";
+}
+
+/// The version in force, swapped atomically when the watched directory changes.
 #[derive(Debug)]
-pub struct RulesWatcher {
-    current: Arc<RwLock<Arc<RuleSet>>>,
+pub struct FileWatcher<T> {
+    current: Arc<RwLock<Arc<T>>>,
     status: Arc<Mutex<ReloadStatus>>,
     _watcher: notify::RecommendedWatcher,
 }
 
-impl RulesWatcher {
+/// The rules in force, reloaded when their directory changes.
+pub type RulesWatcher = FileWatcher<RuleSet>;
+
+impl FileWatcher<RuleSet> {
     /// Loads `dir` (which must be valid) and watches it. Changes are applied after `debounce` without further
     /// events; the directory is also re-read every `poll` in case an event was missed.
     pub fn start(dir: &Path, debounce: Duration, poll: Duration) -> Result<RulesWatcher, WatchError> {
-        let first = RuleSet::load_dir(dir).map_err(WatchError::Load)?;
+        let d = dir.to_owned();
+        FileWatcher::watch(dir, debounce, poll, move || RuleSet::load_dir(&d))
+    }
+}
+
+impl<T: Versioned> FileWatcher<T> {
+    /// Loads with `load` (which must succeed the first time) and calls it again whenever `dir` changes (after
+    /// `debounce` without further events) and every `poll`; an `Err` keeps the last good version in force.
+    pub fn watch<E: Display + Send + 'static>(
+        dir: &Path,
+        debounce: Duration,
+        poll: Duration,
+        load: impl Fn() -> Result<T, E> + Send + 'static,
+    ) -> Result<FileWatcher<T>, WatchError<E>> {
+        let first = load().map_err(WatchError::Load)?;
         let status = Arc::new(Mutex::new(ReloadStatus {
-            version: first.version.clone(),
+            version: first.version().to_owned(),
             loaded_at: SystemTime::now(),
             last_error: None,
             failures: 0,
@@ -50,9 +85,9 @@ impl RulesWatcher {
         .map_err(|e| WatchError::Watch(e.to_string()))?;
         watcher.watch(dir, RecursiveMode::NonRecursive).map_err(|e| WatchError::Watch(e.to_string()))?;
 
-        let (cur, st, dir): (_, _, PathBuf) = (current.clone(), status.clone(), dir.to_owned());
+        let (cur, st) = (current.clone(), status.clone());
         std::thread::Builder::new()
-            .name("rules-watch".into())
+            .name("config-watch".into())
             .spawn(move || loop {
                 match rx.recv_timeout(poll) {
                     Ok(_) => {
@@ -68,14 +103,14 @@ impl RulesWatcher {
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => return,
                 }
-                reload(&dir, &cur, &st);
+                reload(load(), &cur, &st);
             })
             .map_err(|e| WatchError::Watch(e.to_string()))?;
-        Ok(RulesWatcher { current, status, _watcher: watcher })
+        Ok(FileWatcher { current, status, _watcher: watcher })
     }
 
-    /// The rules in force now.
-    pub fn current(&self) -> Arc<RuleSet> {
+    /// The version in force now.
+    pub fn current(&self) -> Arc<T> {
         self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -84,25 +119,24 @@ impl RulesWatcher {
     }
 }
 
-fn reload(dir: &Path, current: &RwLock<Arc<RuleSet>>, status: &Mutex<ReloadStatus>) {
-    let result = RuleSet::load_dir(dir);
+fn reload<T: Versioned, E: Display>(result: Result<T, E>, current: &RwLock<Arc<T>>, status: &Mutex<ReloadStatus>) {
     let mut st = status.lock().unwrap_or_else(|e| e.into_inner());
     match result {
-        Ok(rules) => {
+        Ok(loaded) => {
             st.last_error = None;
-            if rules.version != st.version {
-                tracing::info!(version = %rules.version, previous = %st.version, "pricing rules reloaded");
-                st.version = rules.version.clone();
+            if loaded.version() != st.version {
+                tracing::info!(version = %loaded.version(), previous = %st.version, "{} reloaded", T::WHAT);
+                st.version = loaded.version().to_owned();
                 st.loaded_at = SystemTime::now();
                 st.reloads += 1;
-                *current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
+                *current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded);
             }
         }
         Err(e) => {
             let message = e.to_string();
             if st.last_error.as_deref() != Some(message.as_str()) {
                 st.failures += 1;
-                tracing::warn!(version_in_force = %st.version, error = %message, "pricing rules edit refused; the last good rules stay in force");
+                tracing::warn!(version_in_force = %st.version, error = %message, "{} edit refused; the last good version stays in force", T::WHAT);
             }
             st.last_error = Some(message);
         }
@@ -110,9 +144,9 @@ fn reload(dir: &Path, current: &RwLock<Arc<RuleSet>>, status: &Mutex<ReloadStatu
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum WatchError {
-    #[error(transparent)]
-    Load(LoadError),
-    #[error("cannot watch the rules directory: {0}")]
+pub enum WatchError<E = LoadError> {
+    #[error("{0}")]
+    Load(E),
+    #[error("cannot watch the directory: {0}")]
     Watch(String),
 }

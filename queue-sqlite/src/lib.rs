@@ -29,7 +29,8 @@ use tokio::sync::{mpsc, Notify};
 pub use retention::{run_retention, sweep, Retention, Swept};
 
 /// The schema this build writes. A file with a higher `user_version` was written by a newer assay: refused.
-pub const SCHEMA_VERSION: i64 = 1;
+/// 2: the webhook outbox.
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The file's name under the data directory.
 pub const FILE_NAME: &str = "assay.db";
@@ -234,6 +235,21 @@ impl SqliteQueue {
                  reason TEXT NOT NULL,
                  at_ms INTEGER NOT NULL
              );
+             CREATE TABLE IF NOT EXISTS webhook_outbox (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 job_id TEXT NOT NULL,
+                 event TEXT NOT NULL,
+                 tenant TEXT NOT NULL,
+                 body TEXT NOT NULL,
+                 state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed', 'skipped')),
+                 attempts INTEGER NOT NULL DEFAULT 0,
+                 next_at_ms INTEGER NOT NULL,
+                 last_attempt_at_ms INTEGER,
+                 last_status_code INTEGER,
+                 last_error TEXT,
+                 UNIQUE (job_id, event)
+             );
+             CREATE INDEX IF NOT EXISTS webhook_outbox_due ON webhook_outbox(state, next_at_ms);
              COMMIT;",
         )
         .map_err(classify)?;
@@ -435,6 +451,7 @@ impl WorkerQueue for SqliteQueue {
         let text = serde_json::to_string(result).map_err(|e| QueueError::Encode(e.to_string()))?;
         let id = result.job_id.clone();
         let now = jobs::now_ms() as i64;
+        let outbox = outbox_row(result);
         // A final answer is written once: a second one (a job worked again after a crash) leaves the first, and
         // the first is what everyone is told.
         // `None` when this answer was written; the stored first answer when there was one already.
@@ -452,6 +469,11 @@ impl WorkerQueue for SqliteQueue {
                 let earlier = if written == 0 {
                     Some(tx.query_row("SELECT result FROM jobs WHERE job_id = ?1", [&id], |r| r.get(0))?)
                 } else {
+                    // The tenant's webhook delivery is queued with the answer, in one commit: neither is
+                    // written without the other.
+                    if let Some(row) = &outbox {
+                        insert_outbox(&tx, row, now)?;
+                    }
                     None
                 };
                 tx.commit()?;
@@ -467,6 +489,14 @@ impl WorkerQueue for SqliteQueue {
     }
 
     async fn progress(&self, update: &JobResult, _traceparent: Option<&str>) {
+        // A tenant's job's start may be wanted by its webhook: kept in the outbox (best effort: progress is
+        // never worth failing a job for).
+        if let Some(row) = outbox_row(update) {
+            let now = jobs::now_ms() as i64;
+            if let Err(e) = self.write(move |c| insert_outbox(c, &row, now).map(|_| ())).await {
+                tracing::warn!(job.id = %update.job_id, error = %e, "cannot queue the running webhook");
+            }
+        }
         self.updates.send(update.clone()).await;
     }
 
@@ -562,8 +592,12 @@ impl Submitter for SqliteQueue {
             "queued" | "running" => {
                 let claimed = self.claims.lock().unwrap_or_else(|e| e.into_inner()).in_flight.contains(&seq);
                 let outcome = if claimed { Outcome::Running } else { Outcome::Queued };
-                let submitted = jobs::protocol::decode_job(&payload).ok().map(|j| j.submitted_at_ms);
-                Some(JobResult { submitted_at_ms: submitted, ..JobResult::new(job_id, "", None, outcome) })
+                let job = jobs::protocol::decode_job(&payload).ok();
+                Some(JobResult {
+                    submitted_at_ms: job.as_ref().map(|j| j.submitted_at_ms),
+                    tenant: job.and_then(|j| j.tenant),
+                    ..JobResult::new(job_id, "", None, outcome)
+                })
             }
             _ => None,
         }))
@@ -577,6 +611,162 @@ impl Submitter for SqliteQueue {
             .await
             .map(|_| ())
             .map_err(|e| storage_error(&e))
+    }
+}
+
+/// A webhook delivery to queue for a message: its job's tenant, event and body.
+struct OutboxRow {
+    job_id: String,
+    event: &'static str,
+    tenant: String,
+    body: String,
+}
+
+fn outbox_row(result: &JobResult) -> Option<OutboxRow> {
+    let event = match result.status() {
+        jobs::Status::Running => "running",
+        jobs::Status::Done => "done",
+        jobs::Status::Failed => "failed",
+        jobs::Status::Queued => return None,
+    };
+    Some(OutboxRow {
+        job_id: result.job_id.clone(),
+        event,
+        tenant: result.tenant.clone()?,
+        body: jobs::view::body(result),
+    })
+}
+
+fn insert_outbox(c: &Connection, row: &OutboxRow, now: i64) -> rusqlite::Result<usize> {
+    c.execute(
+        "INSERT INTO webhook_outbox (job_id, event, tenant, body, state, next_at_ms) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)
+         ON CONFLICT (job_id, event) DO NOTHING",
+        params![row.job_id, row.event, row.tenant, row.body, now],
+    )
+}
+
+fn event_status(s: &str) -> Option<jobs::Status> {
+    match s {
+        "running" => Some(jobs::Status::Running),
+        "done" => Some(jobs::Status::Done),
+        "failed" => Some(jobs::Status::Failed),
+        _ => None,
+    }
+}
+
+/// The webhook outbox of `assay serve`: every delivery in the database from the commit of the result it tells
+/// of, so deliveries pending when the process died are made after it starts again.
+#[async_trait::async_trait]
+impl jobs::Outbox for SqliteQueue {
+    async fn due(&self, now_ms: u64, limit: usize, busy: &[u64]) -> Result<Vec<jobs::Pending>, String> {
+        let busy: std::collections::HashSet<u64> = busy.iter().copied().collect();
+        let want = limit + busy.len();
+        let rows = self
+            .with(move |c| {
+                let mut s = c.prepare_cached(
+                    "SELECT id, job_id, event, tenant, body, attempts FROM webhook_outbox
+                     WHERE state = 'pending' AND next_at_ms <= ?1 ORDER BY next_at_ms, id LIMIT ?2",
+                )?;
+                let rows = s.query_map(params![now_ms as i64, want as i64], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, i64>(5)?,
+                    ))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| !busy.contains(&(r.0 as u64)))
+            .filter_map(|(id, job_id, event, tenant, body, attempts)| {
+                Some(jobs::Pending {
+                    id: id as u64,
+                    job_id,
+                    event: event_status(&event)?,
+                    tenant,
+                    body,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                })
+            })
+            .take(limit)
+            .collect())
+    }
+
+    async fn record(&self, pending: &jobs::Pending, record: jobs::Record) -> Result<(), String> {
+        let id = pending.id as i64;
+        let state = record.status.map_or("skipped", jobs::DeliveryStatus::as_str);
+        let next = record.next_at_ms.map(|n| n as i64);
+        self.write(move |c| {
+            c.execute(
+                "UPDATE webhook_outbox SET state = ?2, attempts = ?3, next_at_ms = coalesce(?4, next_at_ms),
+                     last_attempt_at_ms = coalesce(?5, last_attempt_at_ms), last_status_code = ?6, last_error = ?7
+                 WHERE id = ?1",
+                params![
+                    id,
+                    state,
+                    record.attempts,
+                    next,
+                    record.last_attempt_at_ms.map(|n| n as i64),
+                    record.last_status_code,
+                    record.last_error
+                ],
+            )
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    }
+}
+
+impl SqliteQueue {
+    /// How a job's final result is being delivered to its tenant's webhook, if it is.
+    pub async fn webhook_status(&self, job_id: &str) -> Result<Option<jobs::WebhookStatus>, QueueError> {
+        let id = job_id.to_owned();
+        let row = self
+            .with(move |c| {
+                c.query_row(
+                    "SELECT state, attempts, last_attempt_at_ms, last_status_code, last_error FROM webhook_outbox
+                     WHERE job_id = ?1 AND event IN ('done', 'failed') AND state != 'skipped'",
+                    [&id],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, Option<i64>>(2)?,
+                            r.get::<_, Option<i64>>(3)?,
+                            r.get::<_, Option<String>>(4)?,
+                        ))
+                    },
+                )
+                .optional()
+            })
+            .await
+            .map_err(|e| storage_error(&e))?;
+        Ok(row.and_then(|(state, attempts, at, code, error)| {
+            Some(jobs::WebhookStatus {
+                status: jobs::DeliveryStatus::parse(&state)?,
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                last_attempt_at: at.map(|a| a as u64),
+                last_status_code: code.and_then(|c| u16::try_from(c).ok()),
+                last_error: error,
+            })
+        }))
+    }
+
+    /// Webhook deliveries waiting for an attempt.
+    pub async fn webhooks_pending(&self) -> Result<u64, QueueError> {
+        self.with(|c| {
+            c.query_row("SELECT count(*) FROM webhook_outbox WHERE state = 'pending'", [], |r| r.get::<_, i64>(0))
+        })
+        .await
+        .map(|n| n as u64)
+        .map_err(|e| storage_error(&e))
     }
 }
 

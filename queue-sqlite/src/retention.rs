@@ -59,6 +59,11 @@ pub async fn sweep(queue: &SqliteQueue, store: &ModelStore, retention: &Retentio
                 [max_jobs],
             )?;
             tx.execute("DELETE FROM dead_letters WHERE at_ms < ?1", [cutoff])?;
+            // Webhook deliveries go with their job, once they have ended; a pending one stays until it ends.
+            tx.execute(
+                "DELETE FROM webhook_outbox WHERE state != 'pending' AND job_id NOT IN (SELECT job_id FROM jobs WHERE job_id IS NOT NULL)",
+                [],
+            )?;
             tx.commit()?;
             Ok(n as u64)
         })

@@ -160,6 +160,30 @@ pub fn spawn_kafka_role(
     )
 }
 
+/// Starts `assay serve --listen 127.0.0.1:0 --data DATA ARGS...` from the repository's root, JSON log lines
+/// into `DATA/LOG`; returns the process and the address it announced (its stdout is drained from then on).
+pub fn spawn_serve(data: &Path, args: &[&std::ffi::OsStr], log: &str) -> (Proc, String) {
+    std::fs::create_dir_all(data).expect("data directory");
+    let stderr = std::fs::File::create(data.join(log)).expect("log file");
+    let mut child = Proc(
+        std::process::Command::new(env!("CARGO_BIN_EXE_assay"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg("--data")
+            .arg(data)
+            .args(args)
+            .current_dir(root())
+            .env("ASSAY_LOG_FORMAT", "json")
+            .stdout(std::process::Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start assay serve"),
+    );
+    let (addr, out) = listening_address(&mut child);
+    // Keep reading stdout so the process never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut { out }, &mut std::io::sink()));
+    (child, addr)
+}
+
 /// Reads the process's announcement ("... listening on http://ADDR") and returns ADDR.
 pub fn listening_address(child: &mut Child) -> (String, BufReader<ChildStdout>) {
     let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));

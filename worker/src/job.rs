@@ -163,6 +163,7 @@ pub async fn process(ctx: &Context, job: &Job, traceparent: Option<&str>) -> Job
     };
     let result = JobResult {
         submitted_at_ms: Some(job.submitted_at_ms),
+        tenant: job.tenant.clone(),
         ..JobResult::new(&job.job_id, &ctx.name, jobs::trace::trace_id(traceparent), outcome)
     };
     ctx.remember(&result);

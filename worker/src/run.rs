@@ -149,6 +149,7 @@ async fn handle_inner<Q: WorkerQueue>(queue: &Q, ctx: &Context, d: Delivery) {
             tracing::info!(model.sha256 = %job.model.sha256, "job started");
             let running = JobResult {
                 submitted_at_ms: Some(job.submitted_at_ms),
+                tenant: job.tenant.clone(),
                 ..JobResult::running(&job.job_id, &ctx.name, jobs::trace::trace_id(d.traceparent.as_deref()))
             };
             queue.progress(&running, d.traceparent.as_deref()).await;
