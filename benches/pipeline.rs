@@ -221,9 +221,7 @@ fn main() {
                     cfg.partitions = 4;
                     cfg.session_timeout_ms = 6000;
                     if name == "mock cluster" {
-                        cluster.create_topic(&cfg.jobs_topic, 4, 1).expect("topic");
-                        cluster.create_topic(&cfg.results_topic, 4, 1).expect("topic");
-                        cluster.create_topic(&cfg.dlq_topic, 1, 1).expect("topic");
+                        queue_kafka::create_mock_topics(&cluster, &cfg, 4).expect("topics");
                     } else {
                         queue_kafka::ensure_topics(&cfg).await.expect("topics");
                     }

@@ -70,6 +70,41 @@ impl gateway::WebhookLookup for SqliteWebhooks {
     }
 }
 
+/// A job's webhook status for a gateway of the scaled deployment, from the deliveries topic the notifiers write.
+pub(crate) struct KafkaWebhooks(pub queue_kafka::DeliveryStatuses);
+
+#[async_trait::async_trait]
+impl gateway::WebhookLookup for KafkaWebhooks {
+    async fn webhook(&self, job_id: &str) -> Option<jobs::WebhookStatus> {
+        self.0.get(job_id)
+    }
+}
+
+/// The notifier's outbox: deliveries in memory (their results' offsets committed once they end), each final
+/// event's state published for the gateways before it is recorded.
+struct Published {
+    inner: Arc<webhooks::MemoryOutbox>,
+    log: queue_kafka::DeliveryLog,
+}
+
+#[async_trait::async_trait]
+impl jobs::Outbox for Published {
+    async fn due(&self, now_ms: u64, limit: usize, busy: &[u64]) -> Result<Vec<jobs::Pending>, String> {
+        self.inner.due(now_ms, limit, busy).await
+    }
+
+    async fn record(&self, pending: &jobs::Pending, record: jobs::Record) -> Result<(), String> {
+        if let (Some(webhook), true) = (record.view(), pending.event != jobs::Status::Running) {
+            let update = jobs::DeliveryUpdate { job_id: pending.job_id.clone(), webhook };
+            if let Err(e) = self.log.publish(&update).await {
+                // The delivery goes on; only what the gateways show of it lags.
+                tracing::warn!(job.id = %pending.job_id, error = %e, "cannot publish a webhook's state");
+            }
+        }
+        self.inner.record(pending, record).await
+    }
+}
+
 /// Whether a result is one its tenant's webhook wants, by the tenants in force.
 fn wanted(t: &tenants::Tenants, r: &JobResult) -> bool {
     let Some(tenant) = r.tenant.as_deref().and_then(|id| t.get(id)) else { return false };
@@ -90,7 +125,8 @@ pub(crate) fn run(args: &NotifierArgs) -> anyhow::Result<ExitCode> {
         cfg.jobs_topic = cfg.results_topic.clone();
         let queue = Arc::new(queue_kafka::KafkaWorkerQueue::connect(&cfg)?);
         let outbox = Arc::new(webhooks::MemoryOutbox::new(100_000));
-        let notifier = webhooks::Notifier::new(outbox.clone(), source.clone(), webhooks::NotifierConfig::default())
+        let published = Arc::new(Published { inner: outbox.clone(), log: queue_kafka::DeliveryLog::connect(&cfg)? });
+        let notifier = webhooks::Notifier::new(published, source.clone(), webhooks::NotifierConfig::default())
             .map_err(|e| anyhow::anyhow!(e))?;
         if let Some(addr) = &args.listen {
             let metrics = crate::telemetry::install_metrics()?;

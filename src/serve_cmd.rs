@@ -147,6 +147,12 @@ pub(crate) fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
         // From the start of the compacted results topic: this instance can answer for jobs others accepted.
         let queue = Arc::new(queue_kafka::KafkaSubmitter::connect(&cfg, true)?);
         let keys = !config.api_keys.is_empty() || config.tenants.is_some();
+        let mut config = config;
+        if config.tenants.is_some() {
+            // What the notifiers publish of each delivery, for GET /v1/quotes/{id}.
+            let statuses = queue_kafka::DeliveryStatuses::connect(&cfg, config.max_jobs_kept)?;
+            config.webhooks = Some(Arc::new(crate::notifier_cmd::KafkaWebhooks(statuses)));
+        }
         tokio::spawn(worker::report_rules(rules.clone()));
         let state = gateway::AppState::with_metrics(config, store, queue, rules, render(metrics));
         let (listener, addr) = listen(&args.http.listen).await?;

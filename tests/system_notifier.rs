@@ -125,6 +125,21 @@ fn scaled_webhooks(bootstrap: &str) {
         assert!(Instant::now() < until, "{} of {} jobs never delivered: {missing:?}", missing.len(), ids.len());
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The gateway shows each delivery as the notifiers published it.
+    for id in &ids {
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = request(&addr, "GET", &format!("/v1/quotes/{id}"), &[("Authorization", &auth)], b"");
+            let w = r.json()["webhook"].clone();
+            if w["status"] == "delivered" {
+                assert_eq!(w["last_status_code"], 200, "{w}");
+                assert!(w["attempts"].as_u64() >= Some(1), "{w}");
+                break;
+            }
+            assert!(Instant::now() < until, "job {id}'s webhook not shown as delivered: {w}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
     let seen = rx.seen();
     assert!(seen.iter().all(|s| s.verified), "every request verifies with standardwebhooks");
     let sent = seen.len();
@@ -135,9 +150,7 @@ fn scaled_webhooks(bootstrap: &str) {
 fn a_notifier_killed_mid_run_loses_no_delivery_on_the_mock_cluster() {
     let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
     let cfg = queue_kafka::KafkaConfig::new(&cluster.bootstrap_servers());
-    cluster.create_topic(&cfg.jobs_topic, 4, 1).unwrap();
-    cluster.create_topic(&cfg.results_topic, 4, 1).unwrap();
-    cluster.create_topic(&cfg.dlq_topic, 1, 1).unwrap();
+    queue_kafka::create_mock_topics(&cluster, &cfg, 4).unwrap();
     scaled_webhooks(&cluster.bootstrap_servers());
 }
 

@@ -143,9 +143,7 @@ fn gateway_and_two_workers_on_the_mock_cluster() {
     let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
     let cfg = queue_kafka::KafkaConfig::new(&cluster.bootstrap_servers());
     // The mock cluster has no CreateTopics: the topics the processes would create.
-    cluster.create_topic(&cfg.jobs_topic, 4, 1).unwrap();
-    cluster.create_topic(&cfg.results_topic, 4, 1).unwrap();
-    cluster.create_topic(&cfg.dlq_topic, 1, 1).unwrap();
+    queue_kafka::create_mock_topics(&cluster, &cfg, 4).unwrap();
     scaled_pipeline(&cluster.bootstrap_servers());
 }
 

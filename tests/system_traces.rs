@@ -232,9 +232,7 @@ fn one_quote_through_gateway_worker_and_the_mock_cluster_is_one_trace() {
     let bootstrap = cluster.bootstrap_servers();
     let cfg = queue_kafka::KafkaConfig::new(&bootstrap);
     // The mock cluster has no CreateTopics: the topics the processes would create.
-    cluster.create_topic(&cfg.jobs_topic, 2, 1).unwrap();
-    cluster.create_topic(&cfg.results_topic, 2, 1).unwrap();
-    cluster.create_topic(&cfg.dlq_topic, 1, 1).unwrap();
+    queue_kafka::create_mock_topics(&cluster, &cfg, 2).unwrap();
     scaled(&bootstrap);
 }
 

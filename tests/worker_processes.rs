@@ -76,9 +76,7 @@ fn workers_and_submit_as_processes() {
     let bootstrap = cluster.bootstrap_servers();
     let mut cfg = KafkaConfig::new(&bootstrap);
     cfg.partitions = 4;
-    cluster.create_topic(&cfg.jobs_topic, 4, 1).unwrap();
-    cluster.create_topic(&cfg.results_topic, 4, 1).unwrap();
-    cluster.create_topic(&cfg.dlq_topic, 1, 1).unwrap();
+    queue_kafka::create_mock_topics(&cluster, &cfg, 4).unwrap();
     let data = tempfile::tempdir().unwrap();
     let store_url = data.path().display().to_string();
 

@@ -24,7 +24,7 @@ pub use outbox::{Outbox, Pending, Record};
 pub use protocol::{ErrorBody, Failure, Job, JobResult, ModelRef, Outcome, Priced, Status, Timings};
 pub use queue::{Delivery, Position, QueueError, Submitter, WorkerQueue};
 pub use retry::Backoff;
-pub use view::{DeliveryStatus, QuoteView, WebhookStatus};
+pub use view::{DeliveryStatus, DeliveryUpdate, QuoteView, WebhookStatus};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {

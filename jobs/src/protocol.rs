@@ -15,6 +15,8 @@ pub const MAX_JOB_BYTES: usize = 64 * 1024;
 pub const JOBS: &str = "assay.quote-jobs";
 pub const RESULTS: &str = "assay.quote-results";
 pub const DEAD_LETTERS: &str = "assay.quote-jobs.dlq";
+/// The webhook deliveries' states, keyed by job id (compacted): the notifiers write, the gateways read.
+pub const WEBHOOK_DELIVERIES: &str = "assay.webhook-deliveries";
 
 /// The options of a quote, one type from the HTTP request to pricing.
 pub use pricing_rules::QuoteRequest as Options;

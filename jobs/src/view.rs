@@ -91,3 +91,10 @@ pub struct WebhookStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
 }
+
+/// A job's webhook delivery as the scaled notifier publishes it for the gateways.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryUpdate {
+    pub job_id: String,
+    pub webhook: WebhookStatus,
+}

@@ -31,6 +31,8 @@ pub struct KafkaConfig {
     pub jobs_topic: String,
     pub results_topic: String,
     pub dlq_topic: String,
+    /// The webhook deliveries' states (compacted), written by notifiers, read by gateways.
+    pub deliveries_topic: String,
     /// Partitions of the jobs topic when this process creates it.
     pub partitions: i32,
     pub replication: i32,
@@ -59,6 +61,7 @@ impl KafkaConfig {
             jobs_topic: jobs::protocol::JOBS.into(),
             results_topic: jobs::protocol::RESULTS.into(),
             dlq_topic: jobs::protocol::DEAD_LETTERS.into(),
+            deliveries_topic: jobs::protocol::WEBHOOK_DELIVERIES.into(),
             partitions: 12,
             replication: 1,
             session_timeout_ms: 10_000,
@@ -105,7 +108,8 @@ fn kafka(e: impl std::fmt::Display) -> QueueError {
     QueueError::Unavailable { system: "kafka", message: e.to_string() }
 }
 
-/// Creates the three topics when missing: jobs with the configured partitions, results compacted, the DLQ.
+/// Creates the topics when missing: jobs with the configured partitions, results compacted, the DLQ, and the
+/// webhook deliveries' states compacted.
 /// Brokers that cannot create topics (librdkafka's mock cluster) are fine when the topics already exist.
 pub async fn ensure_topics(cfg: &KafkaConfig) -> Result<(), QueueError> {
     let admin: AdminClient<DefaultClientContext> = cfg.client().create().map_err(kafka)?;
@@ -118,6 +122,7 @@ pub async fn ensure_topics(cfg: &KafkaConfig) -> Result<(), QueueError> {
         NewTopic::new(&cfg.jobs_topic, cfg.partitions, repl()),
         NewTopic::new(&cfg.results_topic, cfg.partitions, repl()).set("cleanup.policy", "compact"),
         NewTopic::new(&cfg.dlq_topic, 1, repl()),
+        NewTopic::new(&cfg.deliveries_topic, cfg.partitions, repl()).set("cleanup.policy", "compact"),
     ];
     let missing: Vec<&NewTopic> = wanted.iter().filter(|t| !existing.iter().any(|e| e == t.name)).collect();
     if missing.is_empty() {
@@ -472,6 +477,101 @@ impl KafkaSubmitter {
             }
         });
         Ok(KafkaSubmitter { cfg: cfg.clone(), producer: cfg.producer()?, updates: fanout, caught_up, _reader: reader })
+    }
+}
+
+/// The topics [`ensure_topics`] makes, made on librdkafka's mock cluster (which has no CreateTopics), for tests
+/// and benchmarks: jobs, results and deliveries with `partitions`, the DLQ with one.
+pub fn create_mock_topics<C: rdkafka::producer::ProducerContext>(
+    cluster: &rdkafka::mocking::MockCluster<'_, C>,
+    cfg: &KafkaConfig,
+    partitions: i32,
+) -> Result<(), QueueError> {
+    for (topic, n) in [
+        (&cfg.jobs_topic, partitions),
+        (&cfg.results_topic, partitions),
+        (&cfg.dlq_topic, 1),
+        (&cfg.deliveries_topic, partitions),
+    ] {
+        cluster.create_topic(topic, n, 1).map_err(kafka)?;
+    }
+    Ok(())
+}
+
+/// Publishes webhook delivery states (a notifier's side), keyed by job id.
+pub struct DeliveryLog {
+    producer: FutureProducer,
+    topic: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for DeliveryLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryLog").field("topic", &self.topic).finish_non_exhaustive()
+    }
+}
+
+impl DeliveryLog {
+    pub fn connect(cfg: &KafkaConfig) -> Result<DeliveryLog, QueueError> {
+        Ok(DeliveryLog { producer: cfg.producer()?, topic: cfg.deliveries_topic.clone(), timeout: cfg.send_timeout })
+    }
+
+    /// Writes a job's delivery state; the broker's acknowledgement is awaited.
+    pub async fn publish(&self, update: &jobs::DeliveryUpdate) -> Result<(), QueueError> {
+        let payload = serde_json::to_vec(update).map_err(|e| QueueError::Encode(e.to_string()))?;
+        let record = FutureRecord::to(&self.topic).key(update.job_id.as_str()).payload(payload.as_slice());
+        self.producer.send(record, self.timeout).await.map(|_| ()).map_err(|(e, _)| kafka(e))
+    }
+}
+
+/// The webhook delivery states a gateway shows: the whole compacted topic read from the start into a bounded
+/// map (the most recent jobs kept), and followed.
+#[derive(Debug)]
+pub struct DeliveryStatuses {
+    known: Arc<Mutex<jobs::BoundedMap<String, jobs::WebhookStatus>>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for DeliveryStatuses {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl DeliveryStatuses {
+    /// Starts reading; call inside a tokio runtime.
+    pub fn connect(cfg: &KafkaConfig, keep: usize) -> Result<DeliveryStatuses, QueueError> {
+        let mut c = cfg.consumer_client();
+        c.set("group.id", format!("{}-deliveries-{}-{}", cfg.group_id, std::process::id(), jobs::now_ms()))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest");
+        let consumer: StreamConsumer = c.create().map_err(kafka)?;
+        consumer.subscribe(&[&cfg.deliveries_topic]).map_err(kafka)?;
+        let known = Arc::new(Mutex::new(jobs::BoundedMap::new(keep.max(1))));
+        let map = known.clone();
+        let reader = tokio::spawn(async move {
+            loop {
+                match consumer.recv().await {
+                    Ok(m) => match m.payload().map(serde_json::from_slice::<jobs::DeliveryUpdate>) {
+                        Some(Ok(u)) => {
+                            map.lock().unwrap_or_else(|e| e.into_inner()).insert(u.job_id, u.webhook);
+                        }
+                        Some(Err(e)) => tracing::warn!(error = %e, "undecodable webhook delivery message"),
+                        None => {}
+                    },
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the webhook deliveries");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        });
+        Ok(DeliveryStatuses { known, reader })
+    }
+
+    /// The latest state of a job's delivery, once a notifier has published one.
+    pub fn get(&self, job_id: &str) -> Option<jobs::WebhookStatus> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner()).get(job_id).cloned()
     }
 }
 

@@ -115,8 +115,6 @@ pub fn mock_cluster(group: &str) -> (MockCluster<'static, rdkafka::producer::Def
     cfg.group_id = group.into();
     cfg.session_timeout_ms = 6000;
     cfg.partitions = 4;
-    cluster.create_topic(&cfg.jobs_topic, 4, 1).expect("jobs topic");
-    cluster.create_topic(&cfg.results_topic, 4, 1).expect("results topic");
-    cluster.create_topic(&cfg.dlq_topic, 1, 1).expect("dlq topic");
+    queue_kafka::create_mock_topics(&cluster, &cfg, 4).expect("topics");
     (cluster, cfg)
 }
