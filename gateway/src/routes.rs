@@ -51,6 +51,8 @@ fn unknown_job(id: &str) -> ApiError {
     responses(
         (status = 200, description = "The job", body = QuoteView),
         (status = 401, description = "Missing or wrong API key", body = ErrorResponse),
+        (status = 429, description = "The tenant is over its requests per minute (rate_limited); Retry-After says when to retry", body = ErrorResponse,
+            headers(("Retry-After" = u64, description = "Seconds until a request is allowed"))),
         (status = 404, description = "Unknown job", body = ErrorResponse),
     ),
     security(("api_key" = []), ())
@@ -106,6 +108,8 @@ fn delivered(job: &JobState, channel: &'static str) {
     responses(
         (status = 101, description = "Switching to the WebSocket protocol; messages are QuoteView objects"),
         (status = 401, description = "Missing or wrong API key", body = ErrorResponse),
+        (status = 429, description = "The tenant is over its requests per minute (rate_limited); Retry-After says when to retry", body = ErrorResponse,
+            headers(("Retry-After" = u64, description = "Seconds until a request is allowed"))),
         (status = 404, description = "Unknown job", body = ErrorResponse),
         (status = 426, description = "Not a WebSocket request", body = ErrorResponse),
     ),
@@ -238,6 +242,8 @@ pub struct RulesView {
     responses(
         (status = 200, description = "The active rules", body = RulesView),
         (status = 401, description = "Missing or wrong API key", body = ErrorResponse),
+        (status = 429, description = "The tenant is over its requests per minute (rate_limited); Retry-After says when to retry", body = ErrorResponse,
+            headers(("Retry-After" = u64, description = "Seconds until a request is allowed"))),
     ),
     security(("api_key" = []), ())
 )]
@@ -456,6 +462,8 @@ impl Modify for BearerAuth {
         crate::submit::ModelInfo,
         jobs::protocol::Options,
         QuoteView,
+        jobs::WebhookStatus,
+        jobs::DeliveryStatus,
         RulesView,
         AlloyView,
         SegmentView,

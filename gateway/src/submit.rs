@@ -397,7 +397,7 @@ fn traceparent(headers: &HeaderMap) -> String {
     params(
         ("alloy" = Option<Vec<String>>, Query, description = "Alloy id from /v1/rules; repeatable; none means every alloy"),
         ("quantity" = Option<u32>, Query, description = "Pieces ordered (default 1)"),
-        ("segment" = Option<String>, Query, description = "Customer segment from /v1/rules (default b2c)"),
+        ("segment" = Option<String>, Query, description = "Customer segment from /v1/rules (default b2c; with tenants, the tenant's first segment, and only its segments)"),
         ("units" = Option<String>, Query, description = "mm, cm, m or in (default: the format's own; STL is mm)"),
         ("Idempotency-Key" = Option<String>, Header, description = "A retried submit (same key, model and options) returns the first job"),
     ),
@@ -409,6 +409,9 @@ fn traceparent(headers: &HeaderMap) -> String {
         (status = 202, description = "Queued", body = Accepted),
         (status = 400, description = "Malformed request", body = ErrorResponse),
         (status = 401, description = "Missing or wrong API key", body = ErrorResponse),
+        (status = 403, description = "A segment the tenant may not use (segment_not_allowed), naming the ones it may", body = ErrorResponse),
+        (status = 429, description = "The tenant is over its requests per minute (rate_limited) or its unfinished jobs (too_many_in_flight); nothing was queued; Retry-After says when to retry", body = ErrorResponse,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
         (status = 409, description = "A request with this Idempotency-Key is still in progress", body = ErrorResponse),
         (status = 413, description = "Over the upload limit", body = ErrorResponse),
         (status = 415, description = "Not a model format", body = ErrorResponse),

@@ -62,3 +62,23 @@ export function castability(job: Done): string[] {
   void [thinnest, places, kind, always];
   return job.quotes.filter((q) => !q.castable).map((q) => q.castability);
 }
+
+// The webhook delivery of a job, when its tenant has a webhook: a status a shop can switch on exhaustively.
+export function delivery(job: QuoteView): string {
+  const w = job.webhook;
+  if (!w) {
+    return "no webhook";
+  }
+  const code: number | null | undefined = w.last_status_code;
+  switch (w.status) {
+    case "pending":
+      return `pending after ${w.attempts} attempts`;
+    case "delivered":
+      return `delivered (${code})`;
+    case "failed":
+      return `failed: ${w.last_error ?? "?"}`;
+  }
+}
+
+// @ts-expect-error: a delivery is pending, delivered or failed, nothing else
+export const skipped: Schemas["DeliveryStatus"] = "skipped";
