@@ -17,7 +17,7 @@ if [ ! -d "$npm_k8s/node_modules/@kubernetes-models/keda" ] || [ ! -d "$npm_k8s/
 fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-for dir in k8s/base k8s/overlays/example k8s/overlays/keda k8s/observability; do
+for dir in k8s/base k8s/overlays/example k8s/overlays/keda k8s/overlays/tenants k8s/observability; do
   name=$(echo "$dir" | tr / _)
   kubectl kustomize --load-restrictor LoadRestrictionsNone "$dir" >"$out/$name.yaml"
   # Kubernetes kinds only; the custom resources are checked below against their own schemas.
@@ -34,4 +34,10 @@ if grep -q '^kind: HorizontalPodAutoscaler' "$out/k8s_overlays_keda.yaml"; then
 fi
 grep -q '^kind: HorizontalPodAutoscaler' "$out/k8s_overlays_example.yaml" \
   || { echo "k8s/overlays/example lost the CPU HPA" >&2; exit 1; }
+# The tenants overlay: gateways take keys from the tenants file only (the two settings exclude each other).
+if grep -q 'ASSAY_API_KEYS' "$out/k8s_overlays_tenants.yaml" || ! grep -q 'kind: Deployment' "$out/k8s_overlays_tenants.yaml" \
+  || [ "$(grep -c 'value: /etc/assay/tenants/tenants.toml' "$out/k8s_overlays_tenants.yaml")" -ne 2 ]; then
+  echo "k8s/overlays/tenants: the gateway still has ASSAY_API_KEYS, or the gateway and notifier lack ASSAY_TENANTS" >&2
+  exit 1
+fi
 echo "manifests: every overlay renders and validates"
