@@ -93,6 +93,10 @@ impl jobs::Outbox for Published {
         self.inner.due(now_ms, limit, busy).await
     }
 
+    async fn pending(&self) -> Result<u64, String> {
+        self.inner.pending().await
+    }
+
     async fn record(&self, pending: &jobs::Pending, record: jobs::Record) -> Result<(), String> {
         if let (Some(webhook), true) = (record.view(), pending.event != jobs::Status::Running) {
             let update = jobs::DeliveryUpdate { job_id: pending.job_id.clone(), webhook };
@@ -161,7 +165,6 @@ pub(crate) fn run(args: &NotifierArgs) -> anyhow::Result<ExitCode> {
                 while outbox.len() >= max_pending {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                metrics::gauge!(jobs::metric::WEBHOOK_PENDING).set(outbox.len() as f64);
                 let d = match queue.next().await {
                     Ok(Some(d)) => d,
                     Ok(None) => return,

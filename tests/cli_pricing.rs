@@ -186,3 +186,37 @@ fn rules_diff_shows_what_an_edit_does_to_prices_largest_change_first() {
     assert!(rows[0].trim_end().ends_with('%') && rows[0].contains('+'), "{stdout}");
     assert!(stdout.contains("1 of 13 prices change"), "{stdout}");
 }
+
+#[test]
+fn tenants_keys_secrets_and_a_checked_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, _) = assay_in(dir.path(), &["tenants", "key"]);
+    assert_eq!(code, 0);
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("{name} in {out}"))
+            .to_owned()
+    };
+    let (key, digest) = (field("key:"), field("digest:"));
+    assert!(key.len() >= 32 && digest.starts_with("sha256:"), "{out}");
+    assert_eq!(digest, tenants::key_digest(&key), "the digest is the key's");
+    let (code, secret, _) = assay_in(dir.path(), &["tenants", "secret"]);
+    assert_eq!(code, 0);
+    let text = format!(
+        "format = 1\n[[tenant]]\nid = \"shop\"\nname = \"Shop\"\nkeys = [\"{digest}\"]\nsegments = [\"b2c\"]\n\
+         [tenant.webhook]\nurl = \"https://shop.example/hook\"\nsecret = \"{}\"\n",
+        secret.trim()
+    );
+    std::fs::write(dir.path().join("tenants.toml"), &text).unwrap();
+    let (code, out, err) = assay_in(dir.path(), &["tenants", "check", "tenants.toml"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1 tenants, 1 with a webhook"), "{out}");
+    // A broken file: every problem with its line and column, exit 1.
+    std::fs::write(dir.path().join("tenants.toml"), text.replace("https://", "ftp://").replace("\"b2c\"", "")).unwrap();
+    let (code, _, err) = assay_in(dir.path(), &["tenants", "check", "tenants.toml"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("tenants.toml:6:12: tenant \"shop\" needs at least one segment"), "{err}");
+    assert!(err.contains("tenants.toml:8:7: webhook url scheme \"ftp\" is not allowed"), "{err}");
+}

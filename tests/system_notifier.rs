@@ -1,4 +1,4 @@
-//! The scaled webhooks: `assay gateway` with a tenants file, an `assay worker` and `assay notifier` over a
+//! The scaled webhooks: `assay gateway` with a tenants file, two `assay worker` and `assay notifier` over a
 //! Kafka-protocol broker; the notifier is killed with SIGKILL halfway and another takes its place, and every
 //! job still gets its verified `done` delivery (receivers deduplicate on `webhook-id`; a result whose delivery
 //! had not ended when the notifier died is delivered by its successor, which reads it again because its offset
@@ -71,8 +71,19 @@ fn scaled_webhooks(bootstrap: &str) {
     );
     let (addr, out) = http::listening_address(&mut gw);
     std::thread::spawn(move || std::io::copy(&mut { out }, &mut std::io::sink()));
-    let _worker =
-        http::spawn_kafka_role(&["worker", "--concurrency", "2"], bootstrap, &store, &log("worker"), SESSION_MS, 4);
+    let _workers: Vec<Proc> = ["w1", "w2"]
+        .iter()
+        .map(|w| {
+            http::spawn_kafka_role(
+                &["worker", "--name", w, "--concurrency", "2"],
+                bootstrap,
+                &store,
+                &log(w),
+                SESSION_MS,
+                4,
+            )
+        })
+        .collect();
     let mut n1 = notifier(bootstrap, &tenants, &log("notifier-1"));
 
     let band = models::to_binary_stl(&models::synth::ring_band(8.0, 10.0, 2.0, 64, 16));

@@ -426,13 +426,15 @@ pub async fn submit(
     Extension(tenant): Extension<TenantOf>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    // Over the limit of unfinished jobs: refused before anything is uploaded.
+    let headers = request.headers().clone();
+    // Over the limit of unfinished jobs: refused before anything is uploaded (a retry with an idempotency key is
+    // read first: it may name a job already accepted, which is answered whatever the count).
     if let Some(t) = &tenant.0 {
-        if let Some(max) = t.max_in_flight.filter(|m| state.in_flight.count(&t.id) >= *m as usize) {
+        let retry = headers.contains_key("idempotency-key");
+        if let Some(max) = t.max_in_flight.filter(|m| !retry && state.in_flight.count(&t.id) >= *m as usize) {
             return Err(too_many_in_flight(t, max));
         }
     }
-    let headers = request.headers().clone();
     let mut reservation = Reservation { state: &state, key: None };
     // A retry with a key already answered is read like a new request (its model lands on the stored copy), then
     // answered with the first job when it is the same request, refused when it is not.

@@ -66,4 +66,6 @@ pub trait Outbox: Send + Sync + 'static {
     async fn due(&self, now_ms: u64, limit: usize, busy: &[u64]) -> Result<Vec<Pending>, String>;
     /// Records an attempt: a pending record reschedules the delivery; any other ends it.
     async fn record(&self, pending: &Pending, record: Record) -> Result<(), String>;
+    /// Deliveries not ended, for the pending gauge.
+    async fn pending(&self) -> Result<u64, String>;
 }

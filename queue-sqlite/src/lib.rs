@@ -698,6 +698,10 @@ impl jobs::Outbox for SqliteQueue {
             .collect())
     }
 
+    async fn pending(&self) -> Result<u64, String> {
+        self.webhooks_pending().await.map_err(|e| e.to_string())
+    }
+
     async fn record(&self, pending: &jobs::Pending, record: jobs::Record) -> Result<(), String> {
         let id = pending.id as i64;
         let state = record.status.map_or("skipped", jobs::DeliveryStatus::as_str);

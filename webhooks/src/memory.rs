@@ -95,6 +95,10 @@ impl Outbox for MemoryOutbox {
         Ok(due.into_iter().take(limit).map(|(_, p)| p).collect())
     }
 
+    async fn pending(&self) -> Result<u64, String> {
+        Ok(self.len() as u64)
+    }
+
     async fn record(&self, pending: &Pending, record: Record) -> Result<(), String> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         match (record.status, record.next_at_ms) {

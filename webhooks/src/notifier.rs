@@ -94,6 +94,9 @@ impl Notifier {
                     Err(e) => tracing::error!(error = %e, "cannot read the webhook outbox; trying again"),
                 }
             }
+            if let Ok(n) = self.outbox.pending().await {
+                metrics::gauge!(jobs::metric::WEBHOOK_PENDING).set(n as f64);
+            }
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = self.wake.notified() => {}
@@ -138,6 +141,11 @@ impl Notifier {
                 "the tenant's webhook for this event was removed from the tenants file",
             ),
         };
+        if record.status == Some(DeliveryStatus::Failed) && record.last_attempt_at_ms.is_none() {
+            // Ended without an attempt (disabled after 410, or the webhook removed): given up all the same.
+            metrics::counter!(jobs::metric::WEBHOOK_GIVEN_UP).increment(1);
+            tracing::error!(job.id = %p.job_id, tenant = %p.tenant, event = crate::status_name(p.event), error = record.last_error.as_deref().unwrap_or(""), "webhook given up");
+        }
         if let Err(e) = self.outbox.record(&p, record).await {
             // The attempt is made again when the outbox can be written: at least once.
             tracing::error!(job.id = %p.job_id, error = %e, "cannot record a webhook attempt");
