@@ -8,6 +8,7 @@ pub mod auth;
 pub mod book;
 pub mod error;
 mod limits;
+mod page;
 mod routes;
 mod submit;
 
@@ -293,6 +294,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))
         .route("/openapi.json", get(routes::openapi))
+        .route("/", get(page::index))
+        .route("/assets/{*path}", get(page::asset))
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::wrong_method)
         .layer(axum::middleware::from_fn(routes::observe))

@@ -1,0 +1,67 @@
+//! The quote page in a real browser: headless Chromium (Debian's chromium and chromium-driver, driven by Python
+//! selenium; `scripts/install-browser.sh` installs them when missing) opens the page on a fresh `assay serve`,
+//! chooses every shipped sample in the file input, and must show the same total per alloy that `GET
+//! /v1/quotes/{id}` returns for that job; the 3D view is not blank; the console has no errors; a file that is not
+//! a model gets a readable sentence, not JSON.
+
+#![allow(clippy::unwrap_used, reason = "test helpers: a panic is how a test reports failure")]
+
+#[path = "support/http.rs"]
+mod http;
+
+use std::process::Command;
+
+use http::{request, root, samples};
+
+#[test]
+fn a_customer_prices_every_sample_in_a_real_browser() {
+    let installed = Command::new(root().join("scripts/install-browser.sh")).status().expect("run install-browser.sh");
+    assert!(installed.success(), "scripts/install-browser.sh failed: the test needs chromium, chromedriver, selenium");
+    let dir = tempfile::tempdir().unwrap();
+    let (_serve, addr) = http::spawn_serve(&dir.path().join("data"), &[], "serve.log");
+    let models: Vec<String> = samples().iter().map(|p| p.display().to_string()).collect();
+    let out = Command::new("python3")
+        .arg(root().join("scripts/page-browser.py"))
+        .args(["--url", &format!("http://{addr}/")])
+        .arg("--not-a-model")
+        .arg(root().join("README.md"))
+        .args(&models)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    eprintln!("page loaded in {} ms (navigation), ready in {} ms", seen["load_ms_navigation"], seen["load_ms"]);
+
+    let found = seen["models"].as_array().unwrap();
+    assert_eq!(found.len(), models.len());
+    for m in found {
+        let file = m["file"].as_str().unwrap();
+        let id = m["job_id"].as_str().unwrap();
+        let job = request(&addr, "GET", &format!("/v1/quotes/{id}"), &[], b"").json();
+        assert_eq!(job["status"], "done", "{file}: {job}");
+        assert_eq!(m["status"], "done", "{file}");
+        let quotes = job["quotes"].as_array().unwrap();
+        assert_eq!(m["totals"].as_object().unwrap().len(), quotes.len(), "{file}: one card per alloy");
+        for q in quotes {
+            let alloy = q["alloy"].as_str().unwrap();
+            let on_page = &m["totals"][alloy];
+            assert_eq!(on_page["total"], q["total"], "{file} {alloy}: the page shows the API's total");
+            let digits: String = q["total"].as_str().unwrap().chars().filter(char::is_ascii_digit).collect();
+            let shown: String = on_page["shown"].as_str().unwrap().chars().filter(char::is_ascii_digit).collect();
+            assert_eq!(shown, digits, "{file} {alloy}: the visible text is that amount");
+            assert_eq!(on_page["castable"].as_str().unwrap(), q["castable"].to_string(), "{file} {alloy}");
+        }
+        assert!(m["canvas_colours"].as_u64().unwrap() > 1, "{file}: the 3D view is blank");
+        assert_eq!(m["stages"].as_array().unwrap().len(), 6, "{file}: the stage timings are shown");
+        assert_eq!(m["problem"], "", "{file}");
+    }
+    let console = seen["console"].as_array().unwrap();
+    assert!(console.iter().all(|e| e["level"] != "SEVERE"), "console errors: {console:?}");
+    let refusal = seen["not_a_model"].as_str().unwrap();
+    assert!(refusal.contains("is not a model") && !refusal.contains('{'), "a readable refusal: {refusal}");
+    // The only thing logged after the refusal is Chromium's note of the 415 itself.
+    for e in seen["console_after_refusal"].as_array().unwrap() {
+        assert!(e["message"].as_str().unwrap().contains("status of 415"), "{e}");
+    }
+}
