@@ -50,6 +50,7 @@ def main():
     p.add_argument("--screenshots", default=None)
     p.add_argument("--not-a-model", default=None)
     p.add_argument("--timeout", type=float, default=120)
+    p.add_argument("--probe", action="store_true", help="only open the page and report what it says")
     p.add_argument("models", nargs="*")
     args = p.parse_args()
 
@@ -69,6 +70,17 @@ def main():
         started = time.monotonic()
         driver.get(args.url)
         wait = WebDriverWait(driver, args.timeout)
+        if args.probe:
+            # The page either becomes usable or says why not.
+            wait.until(
+                lambda d: d.find_element(By.ID, "problem").text != ""
+                or d.find_element(By.ID, "submit").is_enabled()
+            )
+            out["problem"] = driver.find_element(By.ID, "problem").text
+            out["usable"] = driver.find_element(By.ID, "submit").is_enabled()
+            out["console"] = [{"level": e["level"], "message": e["message"]} for e in driver.get_log("browser")]
+            print(json.dumps(out))
+            return 0
         wait.until(EC.element_to_be_clickable((By.ID, "submit")))
         out["load_ms"] = round((time.monotonic() - started) * 1000)
         out["title"] = driver.title

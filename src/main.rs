@@ -128,6 +128,11 @@ pub(crate) struct HttpArgs {
     /// keeps the last good file). Instead of --api-key.
     #[arg(long, env = "ASSAY_TENANTS", conflicts_with = "api_keys")]
     pub tenants: Option<PathBuf>,
+    /// The secret quote sessions (POST /v1/sessions, the page's ?session=) are signed with: 32 characters or
+    /// more, the same on every gateway [default: serve keeps a random one in DATA/session.key; a gateway without
+    /// one makes no sessions].
+    #[arg(long, env = "ASSAY_SESSION_SECRET", hide_env_values = true)]
+    pub session_secret: Option<String>,
     /// Largest model accepted, in MB.
     #[arg(long, env = "ASSAY_MAX_UPLOAD_MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub max_upload_mb: u64,

@@ -17,6 +17,7 @@ impl HttpArgs {
         let tenants = self.tenants.as_deref().map(crate::notifier_cmd::tenants_source).transpose()?;
         let config = gateway::Config {
             tenants,
+            session_secret: self.session_secret.as_ref().map(|s| s.trim().as_bytes().to_vec()),
             max_upload_bytes: self.max_upload_mb << 20,
             api_keys: self.api_keys.iter().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect(),
             max_jobs_kept: usize::try_from(self.max_jobs_kept).unwrap_or(usize::MAX),
@@ -92,8 +93,11 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         ));
         let keys = !config.api_keys.is_empty() || config.tenants.is_some();
         let stop = shutdown_watch();
-        // The tenants' webhooks: queued in the database with each result, delivered from it, after a restart too.
         let mut config = config;
+        if config.session_secret.is_none() {
+            config.session_secret = Some(session_key(&args.data)?);
+        }
+        // The tenants' webhooks: queued in the database with each result, delivered from it, after a restart too.
         let notifier = match config.tenants.clone() {
             Some(source) => {
                 let outbox: Arc<dyn jobs::Outbox> = queue.clone();
@@ -132,6 +136,29 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(finished = stats.finished, abandoned = stats.abandoned, "assay serve stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `serve`'s session secret when none is given: random, kept in DATA/session.key (readable by its owner only),
+/// so sessions survive a restart.
+fn session_key(data: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let path = data.join("session.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if text.trim().len() >= 32 => return Ok(text.trim().as_bytes().to_vec()),
+        Ok(_) => anyhow::bail!("{} is shorter than 32 characters: delete it to have a new one made", path.display()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("cannot read {}", path.display()))
+        }
+        Err(_) => {}
+    }
+    let key = format!("{}{}", jobs::protocol::new_job_id(), jobs::protocol::new_job_id());
+    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    std::io::Write::write_all(&mut file, key.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(key.into_bytes())
 }
 
 pub(crate) fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {

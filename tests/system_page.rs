@@ -65,3 +65,89 @@ fn a_customer_prices_every_sample_in_a_real_browser() {
         assert!(e["message"].as_str().unwrap().contains("status of 415"), "{e}");
     }
 }
+
+/// Runs the page driver; its JSON.
+fn drive(args: &[&str]) -> serde_json::Value {
+    let out = Command::new("python3").arg(root().join("scripts/page-browser.py")).args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+#[test]
+fn with_keys_the_page_works_with_a_session_and_refuses_an_expired_or_forged_one() {
+    let installed = Command::new(root().join("scripts/install-browser.sh")).status().expect("run install-browser.sh");
+    assert!(installed.success(), "scripts/install-browser.sh failed");
+    let key = "shop-key-0123456789abcdef";
+    let dir = tempfile::tempdir().unwrap();
+    let (_serve, addr) =
+        http::spawn_serve(&dir.path().join("data"), &["--api-key".as_ref(), key.as_ref()], "serve.log");
+    let auth = format!("Bearer {key}");
+    let session = |body: &str| {
+        let r = request(
+            &addr,
+            "POST",
+            "/v1/sessions",
+            &[("Authorization", &auth), ("Content-Type", "application/json")],
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        r.json()
+    };
+    // Without a session the page says it needs a link from the shop, and the key never reaches the browser.
+    let bare = drive(&["--probe", "--url", &format!("http://{addr}/")]);
+    assert_eq!(bare["usable"], false);
+    assert!(bare["problem"].as_str().unwrap().contains("needs a quote link"), "{bare}");
+
+    // A session for b2b, two quotes: the page prices a sample in b2b.
+    let s = session(r#"{"segment": "b2b", "quotes": 2, "ttl_secs": 600}"#);
+    let url = format!("http://{addr}{}", s["url"].as_str().unwrap());
+    let ring = root().join("samples/pixelverse_ring.stl").display().to_string();
+    let seen = drive(&["--url", &url, &ring]);
+    let m = &seen["models"][0];
+    let job = request(
+        &addr,
+        "GET",
+        &format!("/v1/quotes/{}", m["job_id"].as_str().unwrap()),
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .json();
+    assert_eq!((job["status"].as_str(), job["segment"].as_str()), (Some("done"), Some("b2b")), "{job}");
+    for q in job["quotes"].as_array().unwrap() {
+        assert_eq!(m["totals"][q["alloy"].as_str().unwrap()]["total"], q["total"]);
+    }
+    // The token cannot ask for another segment, nor make sessions.
+    let token = s["token"].as_str().unwrap();
+    let bearer = format!("Bearer {token}");
+    let r = request(
+        &addr,
+        "POST",
+        "/v1/quotes?segment=b2c",
+        &[("Authorization", &bearer), ("Content-Type", "model/stl")],
+        &std::fs::read(&ring).unwrap(),
+    );
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (403, Some("segment_not_allowed")));
+    let r = request(&addr, "POST", "/v1/sessions", &[("Authorization", &bearer)], b"");
+    assert_eq!(r.status, 401);
+
+    // Expired: a clear sentence on the page, 401 from the API.
+    let short = session(r#"{"ttl_secs": 1}"#);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let expired = drive(&["--probe", "--url", &format!("http://{addr}{}", short["url"].as_str().unwrap())]);
+    assert_eq!(expired["usable"], false);
+    assert!(expired["problem"].as_str().unwrap().contains("expired or is not valid"), "{expired}");
+    let r = request(
+        &addr,
+        "GET",
+        "/v1/rules",
+        &[("Authorization", &format!("Bearer {}", short["token"].as_str().unwrap()))],
+        b"",
+    );
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (401, Some("session_expired")));
+    // Forged: the claims changed, the signature kept.
+    let (body, sig) = token.rsplit_once('.').unwrap();
+    let forged = format!("{}x.{sig}", body);
+    let r = request(&addr, "GET", "/v1/rules", &[("Authorization", &format!("Bearer {forged}"))], b"");
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (401, Some("session_invalid")));
+}

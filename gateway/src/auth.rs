@@ -34,15 +34,35 @@ pub enum Caller {
     Key([u8; 32]),
     /// A tenant of the tenants file, by id.
     Tenant(String),
+    /// A quote session without tenants, by its id.
+    Session(String),
 }
 
-/// The tenant a request comes from, when the gateway has a tenants file: what it may ask for and its limits.
-#[derive(Clone, Debug)]
-pub struct TenantOf(pub Option<Arc<tenants::Tenant>>);
+/// Whose a request is and what it may ask for: its tenant when the gateway has a tenants file (the jobs it may
+/// see, its segments and limits), and the quote session it came with, if any (one segment, a number of quotes).
+#[derive(Clone, Debug, Default)]
+pub struct TenantOf {
+    pub tenant: Option<Arc<tenants::Tenant>>,
+    pub session: Option<crate::session::Claims>,
+}
 
 impl TenantOf {
+    /// The tenant whose jobs these are (none without tenants: one tenant, every job).
     pub fn id(&self) -> Option<&str> {
-        self.0.as_deref().map(|t| t.id.as_str())
+        self.tenant.as_deref().map(|t| t.id.as_str())
+    }
+
+    /// The segments this request may ask for, its default first; `None`: any the rules have.
+    pub fn allowed_segments(&self) -> Option<Vec<&str>> {
+        match (&self.session, &self.tenant) {
+            (Some(s), _) => Some(vec![s.segment.as_str()]),
+            (None, Some(t)) => Some(t.segments.iter().map(String::as_str).collect()),
+            (None, None) => None,
+        }
+    }
+
+    pub fn default_segment(&self) -> Option<&str> {
+        self.allowed_segments().and_then(|s| s.first().copied())
     }
 }
 
@@ -59,6 +79,7 @@ impl Caller {
             Caller::Open => "open".into(),
             Caller::Key(d) => format!("key:{}", d[..8].iter().map(|b| format!("{b:02x}")).collect::<String>()),
             Caller::Tenant(id) => format!("tenant:{id}"),
+            Caller::Session(sid) => format!("session:{sid}"),
         }
     }
 }
@@ -89,6 +110,18 @@ impl ApiKeys {
     }
 }
 
+/// 429 when the tenant is over its requests per minute.
+fn rate_limited(state: &AppState, tenant: Option<&tenants::Tenant>) -> Option<Response> {
+    let t = tenant?;
+    let rate = t.rate_per_minute?;
+    let wait = state.rate.take(&t.id, rate, std::time::Instant::now()).err()?;
+    let message = format!(
+        "tenant \"{}\" is over its {rate} requests per minute: retry after the seconds Retry-After gives",
+        t.id
+    );
+    Some(ApiError::too_many(wait, "rate_limited", message).into_response())
+}
+
 /// The key a request presents: the `Authorization: Bearer` header, or for WebSockets (which browsers open
 /// without custom headers) an `access_token` query parameter.
 fn presented(req: &Request) -> Option<String> {
@@ -106,6 +139,48 @@ fn presented(req: &Request) -> Option<String> {
 /// Lets a request through with its [`Caller`] and [`TenantOf`] in the extensions, or answers 401 (no key, or
 /// a key no tenant has) or 429 (the tenant's requests per minute are used up).
 pub async fn require_key(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    // A quote session's token: signed by this service, so its claims are what the shop asked for.
+    if let Some(token) = presented(&req).filter(|p| crate::session::is_token(p)) {
+        let verified = match state.config.session_secret.as_deref() {
+            Some(key) => crate::session::verify(key, &token, crate::session::now_secs()),
+            None => Err(crate::session::Refused::Invalid),
+        };
+        let claims = match verified {
+            Ok(c) => c,
+            Err(why) => {
+                let (code, message) = match why {
+                    crate::session::Refused::Expired => {
+                        ("session_expired", "this quote session has expired: ask the shop for a new link")
+                    }
+                    crate::session::Refused::Invalid => {
+                        ("session_invalid", "this quote session is not valid: ask the shop for a new link")
+                    }
+                };
+                return ApiError::new(StatusCode::UNAUTHORIZED, code, message).into_response();
+            }
+        };
+        // Its tenant must still be in the file (a tenant removed takes its sessions with it).
+        let tenant = match (&claims.tenant, &state.config.tenants) {
+            (Some(id), Some(source)) => match source.current().get(id) {
+                Some(t) => Some(t.clone()),
+                None => {
+                    let message = "this quote session's shop is no longer served here: ask the shop for a new link";
+                    return ApiError::new(StatusCode::UNAUTHORIZED, "session_invalid", message).into_response();
+                }
+            },
+            _ => None,
+        };
+        let caller = match &tenant {
+            Some(t) => Caller::Tenant(t.id.clone()),
+            None => Caller::Session(claims.sid.clone()),
+        };
+        if let Some(limited) = rate_limited(&state, tenant.as_deref()) {
+            return limited;
+        }
+        req.extensions_mut().insert(caller);
+        req.extensions_mut().insert(TenantOf { tenant, session: Some(claims) });
+        return next.run(req).await;
+    }
     let identified = match &state.config.tenants {
         Some(source) => {
             let tenants = source.current();
@@ -115,19 +190,11 @@ pub async fn require_key(State(state): State<Arc<AppState>>, mut req: Request, n
     };
     match identified {
         Some((caller, tenant)) => {
-            if let Some(t) = &tenant {
-                if let Some(rate) = t.rate_per_minute {
-                    if let Err(wait) = state.rate.take(&t.id, rate, std::time::Instant::now()) {
-                        let message = format!(
-                            "tenant \"{}\" is over its {rate} requests per minute: retry after the seconds Retry-After gives",
-                            t.id
-                        );
-                        return ApiError::too_many(wait, "rate_limited", message).into_response();
-                    }
-                }
+            if let Some(limited) = rate_limited(&state, tenant.as_deref()) {
+                return limited;
             }
             req.extensions_mut().insert(caller);
-            req.extensions_mut().insert(TenantOf(tenant));
+            req.extensions_mut().insert(TenantOf { tenant, session: None });
             next.run(req).await
         }
         None => {

@@ -10,6 +10,7 @@ pub mod error;
 mod limits;
 mod page;
 mod routes;
+pub mod session;
 mod submit;
 
 use std::future::Future;
@@ -49,6 +50,8 @@ pub struct Config {
     pub tenants: Option<tenants::TenantsSource>,
     /// Where a job's webhook delivery is looked up, for `GET /v1/quotes/{id}` (a notifier in this process).
     pub webhooks: Option<Arc<dyn WebhookLookup>>,
+    /// The key quote sessions are signed with (at least 32 bytes, the same on every gateway); none: no sessions.
+    pub session_secret: Option<Vec<u8>>,
 }
 
 /// What the gateway shows of a job's webhook delivery: the notifier that makes it answers.
@@ -68,6 +71,7 @@ impl std::fmt::Debug for Config {
             .field("idempotency_ttl", &self.idempotency_ttl)
             .field("tenants", &self.tenants.as_ref().map(|t| t.current().all().len()))
             .field("webhooks", &self.webhooks.is_some())
+            .field("session_secret", &self.session_secret.is_some())
             .finish()
     }
 }
@@ -83,6 +87,7 @@ impl Default for Config {
             idempotency_ttl: Duration::from_secs(24 * 3600),
             tenants: None,
             webhooks: None,
+            session_secret: None,
         }
     }
 }
@@ -104,6 +109,9 @@ impl Config {
             return Err(
                 "api_keys and tenants: give keys in the tenants file, or --api-key without one, not both".into()
             );
+        }
+        if self.session_secret.as_ref().is_some_and(|k| k.len() < 32) {
+            return Err("session_secret must be at least 32 bytes".into());
         }
         if self.max_jobs_kept == 0 {
             return Err("max_jobs_kept must be above 0".into());
@@ -167,6 +175,8 @@ pub struct AppState {
     idempotency: Mutex<jobs::BoundedMap<submit::IdemKey, submit::IdemEntry>>,
     rate: limits::RateLimiter,
     in_flight: limits::InFlight,
+    /// Quotes each session has submitted through this instance.
+    session_quotes: Mutex<jobs::BoundedMap<String, u32>>,
     started: SystemTime,
     metrics: Option<Render>,
     feeder: tokio::task::JoinHandle<()>,
@@ -218,6 +228,7 @@ impl AppState {
                 idempotency: Mutex::new(jobs::BoundedMap::new(config.max_idempotency_keys)),
                 rate: limits::RateLimiter::default(),
                 in_flight: limits::InFlight::default(),
+                session_quotes: Mutex::new(jobs::BoundedMap::new(100_000)),
                 config,
                 store,
                 queue,
@@ -227,6 +238,17 @@ impl AppState {
                 feeder,
             }
         })
+    }
+
+    /// Counts one quote against a session; false when it has made all it may (counted per gateway instance).
+    pub(crate) fn take_session_quote(&self, s: &session::Claims) -> bool {
+        let mut used = self.session_quotes.lock().unwrap_or_else(|e| e.into_inner());
+        let n = used.get(&s.sid).copied().unwrap_or(0);
+        if n >= s.quotes {
+            return false;
+        }
+        used.insert(s.sid.clone(), n + 1);
+        true
     }
 
     pub fn book(&self) -> &JobBook {
@@ -287,6 +309,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/quotes/{id}", get(routes::get_quote))
         .route("/v1/quotes/{id}/events", get(routes::events))
         .route("/v1/rules", get(routes::rules))
+        .route("/v1/sessions", post(session::create))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key));
     Router::new()
         .merge(api)

@@ -271,9 +271,11 @@ pub async fn rules(State(state): State<Arc<AppState>>, Extension(tenant): Extens
             })
             .collect(),
         // A tenant sees the segments it may ask for, in its file's order (its default first).
-        segments: match &tenant.0 {
+        segments: match tenant.allowed_segments() {
             None => rules.segments.keys().cloned().collect::<Vec<_>>(),
-            Some(t) => t.segments.iter().filter(|id| rules.segments.contains_key(*id)).cloned().collect(),
+            Some(allowed) => {
+                allowed.iter().filter(|id| rules.segments.contains_key(**id)).map(|s| (*s).to_owned()).collect()
+            }
         }
         .into_iter()
         .filter_map(|id| {
@@ -456,7 +458,7 @@ impl Modify for BearerAuth {
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "assay", description = "Prices jewelry from 3D models: submit a model, get quotes per alloy."),
-    paths(crate::submit::submit, get_quote, events, rules, healthz, readyz),
+    paths(crate::submit::submit, get_quote, events, rules, crate::session::create, healthz, readyz),
     components(schemas(
         crate::submit::Accepted,
         crate::submit::ModelInfo,
@@ -464,6 +466,8 @@ impl Modify for BearerAuth {
         QuoteView,
         jobs::WebhookStatus,
         jobs::DeliveryStatus,
+        crate::session::SessionRequest,
+        crate::session::SessionCreated,
         RulesView,
         AlloyView,
         SegmentView,

@@ -286,23 +286,27 @@ fn checked(
     mut options: Options,
     segment_given: bool,
 ) -> Result<Options, ApiError> {
-    if let Some(t) = &tenant.0 {
+    if let Some(allowed) = tenant.allowed_segments() {
         if !segment_given {
-            options.segment = t.default_segment().to_owned();
-        } else if !t.may_use(&options.segment) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "segment_not_allowed",
-                format!(
-                    "segment \"{}\" is not allowed for this key: allowed {}",
-                    options.segment,
-                    t.segments.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")
-                ),
-            ));
+            options.segment = allowed[0].to_owned();
+        } else if !allowed.contains(&options.segment.as_str()) {
+            return Err(segment_not_allowed(&options.segment, &allowed));
         }
     }
     state.rules.current().check_request(&options).map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
     Ok(options)
+}
+
+/// 403 for a segment the caller may not use, naming the ones it may.
+pub(crate) fn segment_not_allowed(segment: &str, allowed: &[&str]) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "segment_not_allowed",
+        format!(
+            "segment \"{segment}\" is not allowed for this key: allowed {}",
+            allowed.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")
+        ),
+    )
 }
 
 /// 429 for a tenant at its limit of unfinished jobs.
@@ -429,7 +433,7 @@ pub async fn submit(
     let headers = request.headers().clone();
     // Over the limit of unfinished jobs: refused before anything is uploaded (a retry with an idempotency key is
     // read first: it may name a job already accepted, which is answered whatever the count).
-    if let Some(t) = &tenant.0 {
+    if let Some(t) = &tenant.tenant {
         let retry = headers.contains_key("idempotency-key");
         if let Some(max) = t.max_in_flight.filter(|m| !retry && state.in_flight.count(&t.id) >= *m as usize) {
             return Err(too_many_in_flight(t, max));
@@ -545,7 +549,16 @@ pub async fn submit(
         reservation.complete(&accepted, request);
         return Ok(replayed(&accepted));
     }
-    if let Some(t) = &tenant.0 {
+    if let Some(s) = &tenant.session {
+        if !state.take_session_quote(s) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "session_used_up",
+                format!("this quote session has made its {} quotes: ask the shop for a new link", s.quotes),
+            ));
+        }
+    }
+    if let Some(t) = &tenant.tenant {
         if !state.in_flight.admit(&t.id, &job_id, t.max_in_flight) {
             state.book.withdraw(&job_id);
             return Err(too_many_in_flight(t, t.max_in_flight.unwrap_or(0)));
