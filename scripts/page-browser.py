@@ -11,8 +11,8 @@ what was found); 2 when the browser could not be driven.
 """
 
 import argparse
-import io
 import json
+import os
 import sys
 import time
 
@@ -88,9 +88,11 @@ def main():
             driver.save_screenshot(f"{args.screenshots}/page-before.png")
         for model in args.models:
             driver.find_element(By.ID, "model").send_keys(model)
-            # The view draws the model from the file itself, before anything is sent.
-            wait.until(lambda d: d.execute_script("return !!document.querySelector('#viewer canvas')"))
-            wait.until(lambda d: d.find_element(By.ID, "viewer-empty").get_attribute("hidden") is not None)
+            # The view draws the model from the file itself, before anything is sent; data-shown names the file
+            # once it is drawn (empty when it could not be).
+            name = os.path.basename(model)
+            wait.until(lambda d: d.find_element(By.ID, "viewer").get_attribute("data-shown") is not None)
+            shown = driver.find_element(By.ID, "viewer").get_attribute("data-shown")
             time.sleep(0.5)
             colours, png_bytes = canvas_colours(driver)
             before = driver.find_element(By.ID, "status").get_attribute("data-job")
@@ -105,6 +107,7 @@ def main():
                 "job_id": status.get_attribute("data-job"),
                 "status": status.get_attribute("data-status"),
                 "canvas_colours": colours,
+                "drawn": shown == name,
                 "stages": [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#stages li")],
                 "totals": {
                     card.get_attribute("data-alloy"): {
@@ -121,6 +124,12 @@ def main():
                 driver.save_screenshot(f"{args.screenshots}/page-after.png")
         # The console up to here: the page's own errors, if any (the refusal below makes Chromium log its 415).
         out["console"] = [{"level": e["level"], "message": e["message"]} for e in driver.get_log("browser")]
+        # A phone-sized window: nothing wider than the screen.
+        driver.set_window_size(390, 844)
+        time.sleep(0.3)
+        out["phone_overflow_px"] = driver.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;"
+        )
         out["load_ms_navigation"] = driver.execute_script(
             "const t = performance.getEntriesByType('navigation')[0]; return Math.round(t.loadEventEnd - t.startTime);"
         )

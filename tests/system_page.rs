@@ -19,7 +19,11 @@ fn a_customer_prices_every_sample_in_a_real_browser() {
     assert!(installed.success(), "scripts/install-browser.sh failed: the test needs chromium, chromedriver, selenium");
     let dir = tempfile::tempdir().unwrap();
     let (_serve, addr) = http::spawn_serve(&dir.path().join("data"), &[], "serve.log");
-    let models: Vec<String> = samples().iter().map(|p| p.display().to_string()).collect();
+    // The samples, and the same ring compressed with Draco and with meshopt (decoded in the browser for the view).
+    let mut models: Vec<String> = samples().iter().map(|p| p.display().to_string()).collect();
+    for f in ["ring_gltf_pipeline_draco.glb", "ring_gltfpack_cc.glb"] {
+        models.push(root().join("models/tests/data/compressed").join(f).display().to_string());
+    }
     let out = Command::new("python3")
         .arg(root().join("scripts/page-browser.py"))
         .args(["--url", &format!("http://{addr}/")])
@@ -52,10 +56,12 @@ fn a_customer_prices_every_sample_in_a_real_browser() {
             assert_eq!(shown, digits, "{file} {alloy}: the visible text is that amount");
             assert_eq!(on_page["castable"].as_str().unwrap(), q["castable"].to_string(), "{file} {alloy}");
         }
+        assert_eq!(m["drawn"], true, "{file}: the 3D view did not draw it");
         assert!(m["canvas_colours"].as_u64().unwrap() > 1, "{file}: the 3D view is blank");
         assert_eq!(m["stages"].as_array().unwrap().len(), 6, "{file}: the stage timings are shown");
         assert_eq!(m["problem"], "", "{file}");
     }
+    assert_eq!(seen["phone_overflow_px"], 0, "nothing wider than a phone's window");
     let console = seen["console"].as_array().unwrap();
     assert!(console.iter().all(|e| e["level"] != "SEVERE"), "console errors: {console:?}");
     let refusal = seen["not_a_model"].as_str().unwrap();

@@ -213,3 +213,46 @@ async fn the_tenants_file_reloads_and_a_broken_edit_keeps_the_last_good_one() {
     assert_eq!(gw.send(get("/v1/rules", OTHER)).await.0, StatusCode::OK, "the last good file stays");
     assert_eq!(gw.send(get("/v1/rules", SHOP)).await.0, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_session_is_scoped_to_it_one_segment_and_its_quotes() {
+    let gw = Gateway::start(Config { session_secret: Some(vec![7; 32]), ..config(&file(None)) }, true);
+    let make = |body: &'static str, key: &str| {
+        let mut r =
+            Request::post("/v1/sessions").header("content-type", "application/json").body(Body::from(body)).unwrap();
+        r.headers_mut().insert("authorization", format!("Bearer {key}").parse().unwrap());
+        r
+    };
+    // The trade tenant may not hand out a segment it does not have; the shop may not hand out b2b.
+    let (status, _, body) = gw.send(make(r#"{"segment":"b2b"}"#, SHOP)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("segment_not_allowed")));
+    let (status, _, body) = gw.send(make(r#"{"quotes": 1, "ttl_secs": 600}"#, TRADE)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["segment"], "b2b", "the tenant's default");
+    let token = body["token"].as_str().unwrap().to_owned();
+    assert!(body["url"].as_str().unwrap().ends_with(&token));
+
+    // The session prices in its segment, once; the job is the tenant's, not another's.
+    let (status, _, body) = gw.send(as_key(post("/v1/quotes", "model/stl", ring()), &token)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = body["job_id"].as_str().unwrap().to_owned();
+    let (status, _, body) = gw.send(as_key(post("/v1/quotes", "model/stl", ring()), &token)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("session_used_up")), "{body}");
+    let path = format!("/v1/quotes/{id}");
+    let done = loop {
+        let (status, _, body) = gw.send(get(&path, &token)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if body["status"] == "done" {
+            break body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done["segment"], "b2b");
+    assert_eq!(gw.send(get(&path, TRADE)).await.0, StatusCode::OK, "the tenant sees its session's job");
+    assert_eq!(gw.send(get(&path, SHOP)).await.0, StatusCode::NOT_FOUND, "another tenant does not");
+    // A session cannot make sessions; a token signed with another secret is refused.
+    assert_eq!(gw.send(make("{}", &token)).await.0, StatusCode::UNAUTHORIZED);
+    let other = Gateway::start(Config { session_secret: Some(vec![8; 32]), ..config(&file(None)) }, false);
+    let (status, _, body) = other.send(get("/v1/rules", &token)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("session_invalid")));
+}

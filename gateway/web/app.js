@@ -158,9 +158,12 @@ async function preview(file) {
 async function choose(file) {
   chosen = file;
   problem("");
+  delete viewer.dataset.shown;
   try {
     await preview(file);
+    viewer.dataset.shown = file.name;
   } catch (_) {
+    viewer.dataset.shown = "";
     // The service decides whether it is a model; the view just says it cannot draw it.
     const hint = $("viewer-empty");
     if (hint) {
