@@ -121,7 +121,11 @@ def main():
             }
             out["models"].append(found)
             if args.screenshots and len(out["models"]) == 1:
+                height = driver.execute_script("return document.documentElement.scrollHeight;")
+                driver.set_window_size(1100, height + 120)
+                time.sleep(0.5)
                 driver.save_screenshot(f"{args.screenshots}/page-after.png")
+                driver.set_window_size(1100, 1500)
         # The console up to here: the page's own errors, if any (the refusal below makes Chromium log its 415).
         out["console"] = [{"level": e["level"], "message": e["message"]} for e in driver.get_log("browser")]
         # A phone-sized window: nothing wider than the screen.

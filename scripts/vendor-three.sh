@@ -12,11 +12,11 @@ trap 'rm -rf "$work"' EXIT
 (cd "$work" && npm pack "three@$version" --silent >/dev/null && tar xzf "three-$version.tgz")
 src="$work/package"
 rm -rf "$out"
-mkdir -p "$out/addons/loaders" "$out/addons/controls" "$out/addons/utils" "$out/addons/libs/draco"
+mkdir -p "$out/addons/loaders" "$out/addons/controls" "$out/addons/utils" "$out/addons/libs/draco" "$out/addons/environments"
 cp "$src/LICENSE" "$out/LICENSE"
 cp "$src/build/three.module.js" "$src/build/three.core.js" "$out/"
 for f in loaders/STLLoader.js loaders/GLTFLoader.js loaders/DRACOLoader.js controls/OrbitControls.js \
-  utils/BufferGeometryUtils.js utils/SkeletonUtils.js libs/meshopt_decoder.module.js; do
+  utils/BufferGeometryUtils.js utils/SkeletonUtils.js libs/meshopt_decoder.module.js environments/RoomEnvironment.js; do
   cp "$src/examples/jsm/$f" "$out/addons/$f"
 done
 cp "$src/examples/jsm/libs/draco/gltf/draco_decoder.wasm" "$src/examples/jsm/libs/draco/gltf/draco_wasm_wrapper.js" \

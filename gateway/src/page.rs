@@ -21,6 +21,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../web/vendor/three/addons/controls/OrbitControls.js"),
     ),
     (
+        "three/addons/environments/RoomEnvironment.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../web/vendor/three/addons/environments/RoomEnvironment.js"),
+    ),
+    (
         "three/addons/loaders/STLLoader.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../web/vendor/three/addons/loaders/STLLoader.js"),

@@ -7,6 +7,7 @@ import { STLLoader } from "/assets/three/addons/loaders/STLLoader.js";
 import { GLTFLoader } from "/assets/three/addons/loaders/GLTFLoader.js";
 import { DRACOLoader } from "/assets/three/addons/loaders/DRACOLoader.js";
 import { MeshoptDecoder } from "/assets/three/addons/libs/meshopt_decoder.module.js";
+import { RoomEnvironment } from "/assets/three/addons/environments/RoomEnvironment.js";
 
 const $ = (id) => document.getElementById(id);
 const session = new URLSearchParams(location.search).get("session");
@@ -90,6 +91,8 @@ function setUpView() {
   renderer.setPixelRatio(Math.min(window.devicePixelRatio, 2));
   scene = new THREE.Scene();
   scene.background = new THREE.Color(0xffffff);
+  // Metal needs something to reflect: a neutral room, generated here (no image to load).
+  scene.environment = new THREE.PMREMGenerator(renderer).fromScene(new RoomEnvironment(), 0.04).texture;
   scene.add(new THREE.HemisphereLight(0xffffff, 0x8d8a80, 2.2));
   const key = new THREE.DirectionalLight(0xffffff, 2.5);
   key.position.set(1, 2, 3);
@@ -272,7 +275,7 @@ function render(job) {
     const cast = document.createElement("p");
     cast.className = q.castable ? "cast-ok" : "cast-no";
     cast.dataset.castable = String(q.castable);
-    cast.textContent = (q.castable ? "Can be cast: " : "Cannot be cast as it is: ") + q.castability;
+    cast.textContent = q.castability.charAt(0).toUpperCase() + q.castability.slice(1) + ".";
     const details = document.createElement("details");
     const summary = document.createElement("summary");
     summary.textContent = "How this price is made";
