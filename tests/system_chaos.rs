@@ -66,12 +66,13 @@ fn gateway(bootstrap: &str, store: &str, log: &Path, session_ms: u64, partitions
 
 /// Worker `n` in `slot`; with static membership the slot is its `group.instance.id` (a StatefulSet pod's name),
 /// so a replacement takes back its predecessor's partitions.
-fn worker(bootstrap: &str, store: &str, dir: &Path, n: usize, slot: usize, session_ms: u64, partitions: i32) -> Proc {
+fn worker(bootstrap: &str, store: &str, dir: &Path, n: usize, slot: usize, run: &Run) -> Proc {
+    let (session_ms, partitions) = (run.session_ms, run.partitions);
     let name = format!("w{n}");
     let log = dir.join(format!("{name}.log"));
     let instance = format!("assay-worker-{slot}");
     let mut role = vec!["worker", "--name", &name, "--concurrency", "2"];
-    if std::env::var("ASSAY_CHAOS_STATIC").is_ok_and(|v| v == "1") {
+    if run.static_membership {
         role.extend(["--group-instance-id", &instance]);
     }
     spawn(&role, bootstrap, store, &log, session_ms, partitions)
@@ -88,28 +89,145 @@ fn models() -> Vec<(Vec<u8>, &'static str)> {
     out
 }
 
+/// The broker of the run: tansu, or librdkafka's mock cluster in a process of its own (this test binary run
+/// again as `mock_broker_process`), which the run can freeze and whose group coordinator is librdkafka's.
+enum Broker {
+    Tansu(tansu::Broker),
+    Mock(Proc, String),
+}
+
+impl Broker {
+    fn start(dir: &Path, partitions: i32, mock: bool) -> Option<Broker> {
+        if mock {
+            let mut child = Proc(
+                Command::new(std::env::current_exe().unwrap())
+                    .args(["--exact", "mock_broker_process", "--ignored", "--nocapture", "--test-threads", "1"])
+                    .env("ASSAY_CHAOS_MOCK_BROKER", partitions.to_string())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            );
+            let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+            let mut line = String::new();
+            loop {
+                line.clear();
+                assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0, "the mock broker did not start");
+                if let Some(b) = line.trim().split("mock broker at ").nth(1) {
+                    let bootstrap = b.to_owned();
+                    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+                    return Some(Broker::Mock(child, bootstrap));
+                }
+            }
+        }
+        let tansu = tansu::for_test()?;
+        Some(Broker::Tansu(tansu::start(&tansu, dir)))
+    }
+
+    fn bootstrap(&self) -> String {
+        match self {
+            Broker::Tansu(b) => b.bootstrap.clone(),
+            Broker::Mock(_, b) => b.clone(),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        match self {
+            Broker::Tansu(b) => b.pid(),
+            Broker::Mock(p, _) => p.id(),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Broker::Tansu(_) => "tansu 0.6.0",
+            Broker::Mock(..) => "librdkafka's mock cluster (own process)",
+        }
+    }
+}
+
+/// The mock cluster's process: hosts a one-broker mock cluster with the topics, says where, and lives until
+/// killed. Does nothing unless the chaos run started it (`ASSAY_CHAOS_MOCK_BROKER` = partitions).
+#[test]
+#[ignore = "the chaos run's broker process"]
+fn mock_broker_process() {
+    let Some(partitions) = std::env::var("ASSAY_CHAOS_MOCK_BROKER").ok().and_then(|p| p.parse().ok()) else { return };
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    let cfg = queue_kafka::KafkaConfig::new(&cluster.bootstrap_servers());
+    queue_kafka::create_mock_topics(&cluster, &cfg, partitions).unwrap();
+    println!("mock broker at {}", cluster.bootstrap_servers());
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// What a chaos run does.
+struct Run {
+    jobs: usize,
+    rate: f64,
+    kill_every: Duration,
+    session_ms: u64,
+    partitions: i32,
+    freeze: bool,
+    static_membership: bool,
+    mock: bool,
+    /// How long after the last submit every job must have its answer.
+    answer_within: Duration,
+    /// Keep the processes' logs after a run that passed (a failed run always keeps them).
+    keep_logs: bool,
 }
 
 #[test]
 #[ignore = "minutes long: scripts/chaos.sh runs it"]
 fn ten_thousand_jobs_under_chaos() {
-    let jobs: usize = env_or("ASSAY_CHAOS_JOBS", 10_000);
-    let rate: f64 = env_or("ASSAY_CHAOS_RATE", 25.0);
-    let kill_every = Duration::from_secs_f64(env_or("ASSAY_CHAOS_KILL_SECS", 8.0));
-    let session_ms: u64 = env_or("ASSAY_CHAOS_SESSION_MS", 6_000);
-    let partitions: i32 = env_or("ASSAY_CHAOS_PARTITIONS", 6);
-    let freeze = env_or("ASSAY_CHAOS_FREEZE", 1) == 1;
-    let Some(tansu) = tansu::for_test() else { return };
+    chaos(Run {
+        jobs: env_or("ASSAY_CHAOS_JOBS", 10_000),
+        rate: env_or("ASSAY_CHAOS_RATE", 25.0),
+        kill_every: Duration::from_secs_f64(env_or("ASSAY_CHAOS_KILL_SECS", 8.0)),
+        session_ms: env_or("ASSAY_CHAOS_SESSION_MS", 6_000),
+        partitions: env_or("ASSAY_CHAOS_PARTITIONS", 6),
+        freeze: env_or("ASSAY_CHAOS_FREEZE", 1) == 1,
+        static_membership: std::env::var("ASSAY_CHAOS_STATIC").is_ok_and(|v| v == "1"),
+        mock: std::env::var("ASSAY_CHAOS_BROKER").is_ok_and(|b| b == "mock"),
+        answer_within: Duration::from_secs(600),
+        keep_logs: true,
+    });
+}
+
+/// The CI-sized run: 200 jobs at 20/s on the mock cluster's own process, a worker replaced every 4 s (two or
+/// three kills), the broker frozen 5 s, a gateway killed and restarted; bounded: every job answered within two
+/// minutes of the last submit, or the test fails.
+#[test]
+fn two_hundred_jobs_under_chaos_on_the_mock_cluster() {
+    chaos(Run {
+        jobs: 200,
+        rate: 20.0,
+        kill_every: Duration::from_secs(4),
+        session_ms: 6_000,
+        partitions: 6,
+        freeze: true,
+        static_membership: true,
+        mock: true,
+        answer_within: Duration::from_secs(120),
+        keep_logs: false,
+    });
+}
+
+fn chaos(run: Run) {
+    let Run { jobs, rate, kill_every, session_ms, partitions, freeze, .. } = run;
     // Kept after the run (the logs say what the processes saw): printed below.
     let dir = tempfile::Builder::new().prefix("assay-chaos-").tempdir().unwrap().keep();
-    let broker = tansu::start(&tansu, &dir);
-    let bootstrap = broker.bootstrap.clone();
+    let Some(broker) = Broker::start(&dir, partitions, run.mock) else { return };
+    let bootstrap = broker.bootstrap();
     let store = dir.join("models").display().to_string();
     say(&format!(
-        "chaos: {jobs} jobs at {rate}/s, a worker killed every {kill_every:?}, session {session_ms} ms, \
+        "chaos on {}: {jobs} jobs at {rate}/s, a worker killed every {kill_every:?}, session {session_ms} ms, \
          {partitions} partitions, logs in {}",
+        broker.name(),
         dir.display()
     ));
 
@@ -117,7 +235,9 @@ fn ten_thousand_jobs_under_chaos() {
     let mut cfg = queue_kafka::KafkaConfig::new(&bootstrap);
     cfg.partitions = partitions;
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(queue_kafka::ensure_topics(&cfg)).unwrap();
+    if matches!(broker, Broker::Tansu(_)) {
+        runtime.block_on(queue_kafka::ensure_topics(&cfg)).unwrap();
+    }
     let finals: Arc<Mutex<HashMap<String, (Instant, usize)>>> = Arc::default();
     {
         let finals = finals.clone();
@@ -139,8 +259,7 @@ fn ten_thousand_jobs_under_chaos() {
     let (g1, a1) = gateway(&bootstrap, &store, &dir.join("g1.log"), session_ms, partitions);
     let gateways = Arc::new(Mutex::new(vec![Some(a0), Some(a1)]));
     let mut gateway_procs = vec![g0, g1];
-    let mut workers: Vec<(Proc, usize)> =
-        (0..3).map(|n| (worker(&bootstrap, &store, &dir, n, n, session_ms, partitions), n)).collect();
+    let mut workers: Vec<(Proc, usize)> = (0..3).map(|n| (worker(&bootstrap, &store, &dir, n, n, &run), n)).collect();
     let mut next_worker = 3;
 
     // The submitter: a steady rate through both gateways in turn; a refused or unreachable gateway is retried
@@ -192,7 +311,7 @@ fn ten_thousand_jobs_under_chaos() {
             let (mut w, slot) = workers.remove(0);
             w.kill().unwrap();
             let _ = w.wait();
-            workers.push((worker(&bootstrap, &store, &dir, next_worker, slot, session_ms, partitions), slot));
+            workers.push((worker(&bootstrap, &store, &dir, next_worker, slot, &run), slot));
             next_worker += 1;
             kills += 1;
             next_kill += kill_every;
@@ -226,7 +345,7 @@ fn ten_thousand_jobs_under_chaos() {
 
     // Every job answered (within ten minutes of the last submit).
     let ids: Vec<(String, Instant)> = submitted.lock().unwrap().clone();
-    let deadline = Instant::now() + Duration::from_secs(600);
+    let deadline = Instant::now() + run.answer_within;
     let mut report = Instant::now();
     loop {
         let missing = {
@@ -242,7 +361,8 @@ fn ten_thousand_jobs_under_chaos() {
         }
         if Instant::now() > deadline {
             panic!(
-                "{missing} of {jobs} jobs have no final answer ten minutes after the last submit (logs in {})",
+                "{missing} of {jobs} jobs have no final answer {:?} after the last submit (logs in {})",
+                run.answer_within,
                 dir.display()
             );
         }
@@ -286,4 +406,8 @@ fn ten_thousand_jobs_under_chaos() {
     assert_eq!(differ, 0, "the two gateways answered differently");
     drop(workers);
     drop(gateway_procs);
+    drop(broker);
+    if !run.keep_logs {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
