@@ -5,6 +5,7 @@
 # for 5 s. Prints throughput and submit-to-result p50/p99. Installs tansu when absent (scripts/install-tansu.sh).
 #   scripts/chaos.sh                       # the full run
 #   ASSAY_CHAOS_JOBS=300 scripts/chaos.sh  # a short one
+#   ASSAY_CHAOS_BROKER=mock ASSAY_CHAOS_STATIC=1 scripts/chaos.sh  # librdkafka's mock cluster in its own process
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-tansu.sh

@@ -22,9 +22,10 @@
 //! (`ASSAY_CHAOS_STATIC=1`) the 5 s freeze made tansu expire every member at once when it resumed, and the
 //! replacement of slot 0 was never assigned a partition; without the freeze (`ASSAY_CHAOS_FREEZE=0`) no job at
 //! all was answered in 75 s: tansu logged missed heartbeats for live static members after 6 to 12 s, again and
-//! again, and the group never settled. The run is the harness for that work: a worker's
-//! `--group-instance-id`, cooperative-sticky assignment and shorter sessions are to be measured with it, here
-//! and against librdkafka's mock cluster in a broker process of its own.
+//! again, and the group never settled. `ASSAY_CHAOS_BROKER=mock` runs the same chaos against librdkafka's mock
+//! cluster in a broker process of its own (this binary run again as `mock_broker_process`, frozen like tansu):
+//! there every job is answered, and static membership keeps the p99 within twice the session timeout (README,
+//! "Chaos"). The CI-sized run below uses it.
 
 #![allow(clippy::unwrap_used, reason = "test helpers: a panic is how a test reports failure")]
 
