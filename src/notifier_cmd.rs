@@ -111,9 +111,7 @@ impl jobs::Outbox for Published {
 
 /// Whether a result is one its tenant's webhook wants, by the tenants in force.
 fn wanted(t: &tenants::Tenants, r: &JobResult) -> bool {
-    let Some(tenant) = r.tenant.as_deref().and_then(|id| t.get(id)) else { return false };
-    let Some(event) = webhooks::event_of(r.status()) else { return false };
-    tenant.webhook.as_ref().is_some_and(|w| w.wants(event))
+    r.tenant.as_deref().is_some_and(|id| webhooks::webhook_for(t, id, r.status()).is_some())
 }
 
 pub(crate) fn run(args: &NotifierArgs) -> anyhow::Result<ExitCode> {

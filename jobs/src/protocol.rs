@@ -112,6 +112,22 @@ pub enum Status {
 }
 
 impl Status {
+    const ALL: [Status; 4] = [Status::Queued, Status::Running, Status::Done, Status::Failed];
+
+    /// The status as the messages write it (`queued`, `running`, `done`, `failed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::Running => "running",
+            Status::Done => "done",
+            Status::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
     /// Whether this is a job's answer (`done` or `failed`) rather than its progress.
     pub fn is_final(self) -> bool {
         matches!(self, Status::Done | Status::Failed)

@@ -624,10 +624,8 @@ struct OutboxRow {
 
 fn outbox_row(result: &JobResult) -> Option<OutboxRow> {
     let event = match result.status() {
-        jobs::Status::Running => "running",
-        jobs::Status::Done => "done",
-        jobs::Status::Failed => "failed",
         jobs::Status::Queued => return None,
+        s => s.as_str(),
     };
     Some(OutboxRow {
         job_id: result.job_id.clone(),
@@ -643,15 +641,6 @@ fn insert_outbox(c: &Connection, row: &OutboxRow, now: i64) -> rusqlite::Result<
          ON CONFLICT (job_id, event) DO NOTHING",
         params![row.job_id, row.event, row.tenant, row.body, now],
     )
-}
-
-fn event_status(s: &str) -> Option<jobs::Status> {
-    match s {
-        "running" => Some(jobs::Status::Running),
-        "done" => Some(jobs::Status::Done),
-        "failed" => Some(jobs::Status::Failed),
-        _ => None,
-    }
 }
 
 /// The webhook outbox of `assay serve`: every delivery in the database from the commit of the result it tells
@@ -688,7 +677,7 @@ impl jobs::Outbox for SqliteQueue {
                 Some(jobs::Pending {
                     id: id as u64,
                     job_id,
-                    event: event_status(&event)?,
+                    event: jobs::Status::parse(&event)?,
                     tenant,
                     body,
                     attempts: u32::try_from(attempts).unwrap_or(u32::MAX),

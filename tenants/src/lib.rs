@@ -178,16 +178,6 @@ pub struct Tenant {
     pub webhook: Option<Webhook>,
 }
 
-impl Tenant {
-    pub fn default_segment(&self) -> &str {
-        &self.segments[0]
-    }
-
-    pub fn may_use(&self, segment: &str) -> bool {
-        self.segments.iter().any(|s| s == segment)
-    }
-}
-
 /// How webhooks are retried and timed out, for every tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookPolicy {
@@ -585,7 +575,7 @@ segments = ["b2b", "b2c"]
         assert_eq!(w.secret.bytes().len(), 24);
         assert!(!format!("{w:?}").contains("MfKQ"));
         assert_eq!(t.webhooks.retry, vec![Duration::ZERO, Duration::from_secs(1), Duration::from_secs(2)]);
-        assert_eq!(t.get("trade").expect("trade").default_segment(), "b2b");
+        assert_eq!(t.get("trade").expect("trade").segments[0], "b2b");
         assert!(!t.allow_private_network);
     }
 

@@ -25,17 +25,13 @@ use jobs::Status;
 /// The `webhook-id` of a job's event: the same on every attempt and from every process, so a receiver that
 /// sees it twice knows it is one message.
 pub fn message_id(job_id: &str, event: Status) -> String {
-    format!("msg_{job_id}_{}", status_name(event))
+    format!("msg_{job_id}_{}", event.as_str())
 }
 
-/// The event's name, as the tenants file and the job's `status` write it.
-pub fn status_name(s: Status) -> &'static str {
-    match s {
-        Status::Queued => "queued",
-        Status::Running => "running",
-        Status::Done => "done",
-        Status::Failed => "failed",
-    }
+/// The webhook `tenant` has for a job's `status`, when it has one that wants that event.
+pub fn webhook_for(tenants: &tenants::Tenants, tenant: &str, status: Status) -> Option<tenants::Webhook> {
+    let event = event_of(status)?;
+    tenants.get(tenant)?.webhook.clone().filter(|w| w.wants(event))
 }
 
 /// The tenants file's event for a job status (none for `queued`, which no worker sends).

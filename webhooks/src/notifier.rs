@@ -115,10 +115,8 @@ impl Notifier {
     /// One attempt at `p`, recorded.
     async fn deliver(&self, p: Pending) {
         let tenants = self.tenants.current();
-        let webhook = tenants.get(&p.tenant).and_then(|t| t.webhook.clone());
-        let wanted = crate::event_of(p.event).is_some_and(|e| webhook.as_ref().is_some_and(|w| w.wants(e)));
-        let record = match webhook {
-            Some(w) if wanted => {
+        let record = match crate::webhook_for(&tenants, &p.tenant, p.event) {
+            Some(w) => {
                 let gone =
                     self.disabled.lock().unwrap_or_else(|e| e.into_inner()).get(&p.tenant) == Some(&tenants.version);
                 if gone {
@@ -144,7 +142,7 @@ impl Notifier {
         if record.status == Some(DeliveryStatus::Failed) && record.last_attempt_at_ms.is_none() {
             // Ended without an attempt (disabled after 410, or the webhook removed): given up all the same.
             metrics::counter!(jobs::metric::WEBHOOK_GIVEN_UP).increment(1);
-            tracing::error!(job.id = %p.job_id, tenant = %p.tenant, event = crate::status_name(p.event), error = record.last_error.as_deref().unwrap_or(""), "webhook given up");
+            tracing::error!(job.id = %p.job_id, tenant = %p.tenant, event = p.event.as_str(), error = record.last_error.as_deref().unwrap_or(""), "webhook given up");
         }
         if let Err(e) = self.outbox.record(&p, record).await {
             // The attempt is made again when the outbox can be written: at least once.
@@ -181,14 +179,14 @@ impl Notifier {
         metrics::histogram!(jobs::metric::WEBHOOK_ATTEMPT_DURATION).record(started.elapsed().as_secs_f64());
         match status {
             DeliveryStatus::Delivered => {
-                tracing::info!(job.id = %p.job_id, tenant = %p.tenant, event = crate::status_name(p.event), attempt = n, http.response.status_code = a.status_code, "webhook delivered")
+                tracing::info!(job.id = %p.job_id, tenant = %p.tenant, event = p.event.as_str(), attempt = n, http.response.status_code = a.status_code, "webhook delivered")
             }
             DeliveryStatus::Pending => {
-                tracing::warn!(job.id = %p.job_id, tenant = %p.tenant, event = crate::status_name(p.event), attempt = n, http.response.status_code = a.status_code, error = a.error.as_deref().unwrap_or(""), next_at_ms, "webhook attempt failed; retrying")
+                tracing::warn!(job.id = %p.job_id, tenant = %p.tenant, event = p.event.as_str(), attempt = n, http.response.status_code = a.status_code, error = a.error.as_deref().unwrap_or(""), next_at_ms, "webhook attempt failed; retrying")
             }
             DeliveryStatus::Failed => {
                 metrics::counter!(jobs::metric::WEBHOOK_GIVEN_UP).increment(1);
-                tracing::error!(job.id = %p.job_id, tenant = %p.tenant, event = crate::status_name(p.event), attempt = n, http.response.status_code = a.status_code, error = a.error.as_deref().unwrap_or(""), "webhook given up")
+                tracing::error!(job.id = %p.job_id, tenant = %p.tenant, event = p.event.as_str(), attempt = n, http.response.status_code = a.status_code, error = a.error.as_deref().unwrap_or(""), "webhook given up")
             }
         }
         Record {
