@@ -8,7 +8,8 @@
 //! over OTLP/HTTP to a collector stand-in hosted by the benchmark (it decodes nothing and answers 200).
 //! `ASSAY_LOAD_SECS` sets each phase's length (default 15 s). `ASSAY_BIN` runs another build of `assay` (an
 //! earlier commit's, say) under the same load, for side-by-side figures; the service runs in a temporary
-//! directory, on the rules built into the binary.
+//! directory, on the rules built into the binary. `ASSAY_LOAD_CASES` runs only the cases whose name contains one
+//! of its comma-separated words (`ASSAY_LOAD_CASES=distinct`, `small`).
 
 #![allow(clippy::unwrap_used, reason = "a benchmark: a panic is the report")]
 
@@ -172,7 +173,13 @@ fn main() {
     ];
     println!("| model | tracing | clients | quotes/s at saturation | rate for latency (/s) | p50 (ms) | p99 (ms) | quotes timed | errors |");
     println!("|---|---|---|---|---|---|---|---|---|");
+    let only: Vec<String> = std::env::var("ASSAY_LOAD_CASES")
+        .map(|v| v.split(',').map(|w| w.trim().to_owned()).filter(|w| !w.is_empty()).collect())
+        .unwrap_or_default();
     for (name, template, distinct, clients) in cases {
+        if !only.is_empty() && !only.iter().any(|w| name.contains(w.as_str())) {
+            continue;
+        }
         for traced in [false, true] {
             let data = tempfile::tempdir().unwrap();
             let bin = std::env::var_os("ASSAY_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_assay").into());
