@@ -5,7 +5,8 @@ library for Python (`standardwebhooks` on PyPI), as a shop's back end would.
     webhook-receiver.py --secret whsec_... --log FILE [--gate FILE] [--port N]
 
 Prints "listening on PORT" once it listens, then appends one JSON line per request to FILE:
-{"path", "id", "verified", "answered", "job_id", "status", "error"}. What it answers depends on the path:
+{"path", "id", "verified", "answered", "job_id", "status", "error", "at"} ("at": seconds since
+the Unix epoch when it was answered). What it answers depends on the path:
 
     /ok      200
     /flaky   503 to the first two attempts of each webhook-id (with Retry-After: 0), then 200
@@ -86,6 +87,7 @@ def main():
             self.end_headers()
 
         def record(self, entry):
+            entry["at"] = time.time()
             with lock:
                 with open(args.log, "a") as f:
                     f.write(json.dumps(entry) + "\n")

@@ -109,6 +109,19 @@ pub(crate) struct KafkaArgs {
     /// How long the group waits for a silent worker before handing its partitions to others.
     #[arg(long, env = "ASSAY_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
     pub session_timeout_ms: u32,
+    /// How the group moves partitions when a member joins or leaves: eager (every member stops and rejoins) or
+    /// cooperative (only the partitions that move stop). Every member of a group must use the same.
+    #[arg(long, env = "ASSAY_PARTITION_ASSIGNMENT", value_enum, default_value_t = PartitionAssignment::Eager)]
+    pub partition_assignment: PartitionAssignment,
+}
+
+/// `--partition-assignment`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum PartitionAssignment {
+    /// range,roundrobin: librdkafka's default.
+    Eager,
+    /// cooperative-sticky.
+    Cooperative,
 }
 
 /// The HTTP side, shared by `serve` and `gateway`.

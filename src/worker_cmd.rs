@@ -19,6 +19,10 @@ impl KafkaArgs {
         cfg.partitions = self.partitions;
         cfg.replication = self.replication;
         cfg.session_timeout_ms = self.session_timeout_ms;
+        cfg.assignment = match self.partition_assignment {
+            crate::PartitionAssignment::Eager => queue_kafka::Assignment::Eager,
+            crate::PartitionAssignment::Cooperative => queue_kafka::Assignment::Cooperative,
+        };
         cfg
     }
 }

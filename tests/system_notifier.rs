@@ -17,7 +17,6 @@ mod tansu;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use http::{request, wait_final, Proc};
@@ -27,19 +26,7 @@ const KEY: &str = "shop-key-0123456789abcdef";
 const SESSION_MS: u64 = 6000;
 
 fn notifier(bootstrap: &str, tenants: &Path, log: &Path) -> Proc {
-    Proc(
-        Command::new(env!("CARGO_BIN_EXE_assay"))
-            .args(["notifier", "--kafka", bootstrap])
-            .arg("--tenants")
-            .arg(tenants)
-            .env("ASSAY_LOG_FORMAT", "json")
-            .env("ASSAY_SESSION_TIMEOUT_MS", SESSION_MS.to_string())
-            .env("ASSAY_TOPIC_PARTITIONS", "4")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
-            .spawn()
-            .unwrap(),
-    )
+    http::spawn_notifier(bootstrap, tenants, log, SESSION_MS, 4, &[])
 }
 
 fn scaled_webhooks(bootstrap: &str) {

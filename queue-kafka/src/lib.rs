@@ -22,6 +22,28 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
+/// How a consumer group moves partitions when a member joins or leaves (librdkafka's
+/// `partition.assignment.strategy`). Every member of one group must use the same; switching a running group
+/// from one to the other takes two rolling restarts (both listed, then the new one alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Assignment {
+    /// `range,roundrobin`, librdkafka's default: every change revokes every partition of every member first
+    /// (the whole group stops until it has rejoined).
+    #[default]
+    Eager,
+    /// `cooperative-sticky`: only the partitions that move are revoked; the rest keep being consumed.
+    Cooperative,
+}
+
+impl Assignment {
+    pub fn strategy(self) -> &'static str {
+        match self {
+            Assignment::Eager => "range,roundrobin",
+            Assignment::Cooperative => "cooperative-sticky",
+        }
+    }
+}
+
 /// Topic names, creation settings and client settings.
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
@@ -41,6 +63,8 @@ pub struct KafkaConfig {
     /// A worker's static group membership (`group.instance.id`): a worker started again under the same id
     /// within the session timeout takes back its predecessor's partitions without a rebalance of the group.
     pub group_instance_id: Option<String>,
+    /// How the group hands out partitions when its members change (default: eager).
+    pub assignment: Assignment,
     /// How long a publish may wait for the broker's acknowledgement before it counts as failed (default 30 s).
     pub send_timeout: Duration,
     /// How long closing a worker's connection (final commit, leaving the group, flush) may take (default 15 s).
@@ -66,6 +90,7 @@ impl KafkaConfig {
             replication: 1,
             session_timeout_ms: 10_000,
             group_instance_id: None,
+            assignment: Assignment::Eager,
             send_timeout: Duration::from_secs(30),
             close_timeout: Duration::from_secs(15),
             subscriber_buffer: 4096,
@@ -262,7 +287,8 @@ impl KafkaWorkerQueue {
             // every permit is busy, so this bounds one job's time, not a batch's. A vanished member is expired by
             // the session timeout, not by this (tansu 0.6.0 stores it and uses it for nothing).
             .set("max.poll.interval.ms", "300000")
-            .set("statistics.interval.ms", "5000");
+            .set("statistics.interval.ms", "5000")
+            .set("partition.assignment.strategy", cfg.assignment.strategy());
         if let Some(id) = &cfg.group_instance_id {
             c.set("group.instance.id", id);
         }

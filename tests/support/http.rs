@@ -160,6 +160,33 @@ pub fn spawn_kafka_role(
     )
 }
 
+/// Starts `assay notifier --kafka BOOTSTRAP --tenants TENANTS EXTRA...` with JSON log lines into `log`, the
+/// group's session timeout and the topics' partition count set.
+#[allow(dead_code, reason = "used by the Kafka system tests only")]
+pub fn spawn_notifier(
+    bootstrap: &str,
+    tenants: &Path,
+    log: &Path,
+    session_ms: u64,
+    partitions: i32,
+    extra: &[&str],
+) -> Proc {
+    Proc(
+        std::process::Command::new(env!("CARGO_BIN_EXE_assay"))
+            .args(["notifier", "--kafka", bootstrap])
+            .arg("--tenants")
+            .arg(tenants)
+            .args(extra)
+            .env("ASSAY_LOG_FORMAT", "json")
+            .env("ASSAY_SESSION_TIMEOUT_MS", session_ms.to_string())
+            .env("ASSAY_TOPIC_PARTITIONS", partitions.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::from(std::fs::File::create(log).expect("log file")))
+            .spawn()
+            .expect("start assay notifier"),
+    )
+}
+
 /// Starts `assay serve --listen 127.0.0.1:0 --data DATA ARGS...` from the repository's root, JSON log lines
 /// into `DATA/LOG`; returns the process and the address it announced (its stdout is drained from then on).
 pub fn spawn_serve(data: &Path, args: &[&std::ffi::OsStr], log: &str) -> (Proc, String) {

@@ -24,6 +24,8 @@ pub struct Seen {
     pub answered: Option<u64>,
     pub job_id: Option<String>,
     pub status: Option<String>,
+    /// When the receiver answered (seconds since the Unix epoch).
+    pub at: f64,
 }
 
 /// Starts the receiver with `secret`; `gate` is the file whose existence opens `/gate`.
@@ -74,6 +76,7 @@ impl Receiver {
                     answered: v["answered"].as_u64(),
                     job_id: s("job_id"),
                     status: s("status"),
+                    at: v["at"].as_f64().unwrap_or(0.0),
                 }
             })
             .collect()
