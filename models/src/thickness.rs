@@ -4,7 +4,8 @@
 //! equal area each, and a ray is cast from each along the inward normal of its triangle to where it leaves the
 //! solid: the first triangle it meets from behind (a triangle facing along the ray), found through `parry3d`'s
 //! bounding-volume hierarchy (its SIMD box test, `simd-stable`) and tested with Möller and Trumbore's ray-triangle
-//! test on triangles stored as a corner and two edges. That distance is the wall there; a ray that does not leave within
+//! test (a corner and two edges, made from the indices as each triangle is tested). That distance is the wall
+//! there; a ray that does not leave within
 //! [`MAX_MEASURED_MM`] measures a wall "at least that thick".
 //!
 //! - Samples: the surface's area is cut into equal parts in triangle order (a sample where the running area

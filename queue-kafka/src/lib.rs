@@ -23,8 +23,8 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
 /// How a consumer group moves partitions when a member joins or leaves (librdkafka's
-/// `partition.assignment.strategy`). Every member of one group must use the same; switching a running group
-/// from one to the other takes two rolling restarts (both listed, then the new one alone).
+/// `partition.assignment.strategy`). Every member of one group must use the same (librdkafka does not list an
+/// eager and a cooperative strategy together), so switching a running group is a stop and a start of all of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Assignment {
     /// `range,roundrobin`, librdkafka's default: every change revokes every partition of every member first
