@@ -132,6 +132,25 @@ fn read_response(stream: TcpStream) -> Response {
     Response { status, headers, body }
 }
 
+/// `assay ARGS... --kafka BOOTSTRAP` with JSON log lines into `log`, the group's session timeout and the topics'
+/// partition count set: what every Kafka role of the system tests shares.
+fn kafka_command(
+    args: &[&str],
+    bootstrap: &str,
+    log: &Path,
+    session_ms: u64,
+    partitions: i32,
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_assay"));
+    cmd.args(args)
+        .args(["--kafka", bootstrap])
+        .env("ASSAY_LOG_FORMAT", "json")
+        .env("ASSAY_SESSION_TIMEOUT_MS", session_ms.to_string())
+        .env("ASSAY_TOPIC_PARTITIONS", partitions.to_string())
+        .stderr(std::process::Stdio::from(std::fs::File::create(log).expect("log file")));
+    cmd
+}
+
 /// Starts `assay ROLE --kafka BOOTSTRAP --store STORE --rules rules/` with JSON log lines into `log`, the
 /// workers' session timeout and the topics' partition count set, and stdout piped (a gateway announces its
 /// address there).
@@ -145,16 +164,11 @@ pub fn spawn_kafka_role(
     partitions: i32,
 ) -> Proc {
     Proc(
-        std::process::Command::new(env!("CARGO_BIN_EXE_assay"))
-            .args(role)
-            .args(["--kafka", bootstrap, "--store", store])
+        kafka_command(role, bootstrap, log, session_ms, partitions)
+            .args(["--store", store])
             .arg("--rules")
             .arg(root().join("rules"))
-            .env("ASSAY_LOG_FORMAT", "json")
-            .env("ASSAY_SESSION_TIMEOUT_MS", session_ms.to_string())
-            .env("ASSAY_TOPIC_PARTITIONS", partitions.to_string())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::from(std::fs::File::create(log).expect("log file")))
             .spawn()
             .expect("start assay"),
     )
@@ -172,16 +186,11 @@ pub fn spawn_notifier(
     extra: &[&str],
 ) -> Proc {
     Proc(
-        std::process::Command::new(env!("CARGO_BIN_EXE_assay"))
-            .args(["notifier", "--kafka", bootstrap])
+        kafka_command(&["notifier"], bootstrap, log, session_ms, partitions)
             .arg("--tenants")
             .arg(tenants)
             .args(extra)
-            .env("ASSAY_LOG_FORMAT", "json")
-            .env("ASSAY_SESSION_TIMEOUT_MS", session_ms.to_string())
-            .env("ASSAY_TOPIC_PARTITIONS", partitions.to_string())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::from(std::fs::File::create(log).expect("log file")))
             .spawn()
             .expect("start assay notifier"),
     )
