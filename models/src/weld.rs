@@ -109,6 +109,11 @@ pub(crate) struct Welded {
 /// distinct positions, a sixth of the corners in a typical closed mesh, are welded across blocks. Vertices are
 /// numbered in the order of their first corner, so the mesh keeps its locality for the passes after welding.
 pub(crate) fn weld<K: WeldKey>(n: usize, key: impl Fn(usize) -> K + Sync) -> Result<Welded, usize> {
+    weld_with(n, key, true)
+}
+
+/// [`weld`], with the shortcut for a soup of one block switchable, so a test can hold the two ways together.
+fn weld_with<K: WeldKey>(n: usize, key: impl Fn(usize) -> K + Sync, one_block_shortcut: bool) -> Result<Welded, usize> {
     // Level 1: per block, the distinct keys in order of first use, and each corner's index among them.
     struct Local<K> {
         distinct: Vec<K>,
@@ -135,6 +140,13 @@ pub(crate) fn weld<K: WeldKey>(n: usize, key: impl Fn(usize) -> K + Sync) -> Res
             Ok(Local { distinct, local })
         })
         .collect::<Result<_, usize>>()?;
+
+    // One block (up to 21,845 triangles): its distinct keys are the vertices, in first-use order already.
+    if let ([only], true) = (blocks.as_slice(), one_block_shortcut) {
+        let positions = only.distinct.iter().map(WeldKey::position).collect();
+        let triangles = only.local.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
+        return Ok(Welded { positions, triangles });
+    }
 
     // The blocks' distinct keys, concatenated, are "entries"; entry order is first-use order of the corners.
     let mut entry_offset = Vec::with_capacity(blocks.len() + 1);
@@ -271,6 +283,26 @@ mod tests {
         pts[190_000][2] = f32::INFINITY;
         let err = weld(pts.len(), |i| F32Key::from_f32(pts[i])).unwrap_err();
         assert_eq!(err, 150_000);
+    }
+
+    #[test]
+    fn one_block_shortcut_numbers_as_the_two_levels_do() {
+        // Points on a small lattice, so many corners share a position; up to a whole block of corners.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for corners in [3, 300, 3 * 7_000, BLOCK / 3 * 3] {
+            let pts: Vec<[f32; 3]> = (0..corners)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    [(state % 17) as f32, (state / 17 % 13) as f32 * 0.5, -((state / 221 % 11) as f32)]
+                })
+                .collect();
+            let key = |i: usize| F32Key::from_f32(pts[i]);
+            let (short, long) = (weld_with(corners, key, true).unwrap(), weld_with(corners, key, false).unwrap());
+            assert_eq!(short.positions, long.positions, "{corners} corners");
+            assert_eq!(short.triangles, long.triangles, "{corners} corners");
+        }
     }
 
     #[test]
