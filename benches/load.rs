@@ -9,7 +9,8 @@
 //! `ASSAY_LOAD_SECS` sets each phase's length (default 15 s). `ASSAY_BIN` runs another build of `assay` (an
 //! earlier commit's, say) under the same load, for side-by-side figures; the service runs in a temporary
 //! directory, on the rules built into the binary. `ASSAY_LOAD_CASES` runs only the cases whose name contains one
-//! of its comma-separated words (`ASSAY_LOAD_CASES=distinct`, `small`).
+//! of its comma-separated words (`ASSAY_LOAD_CASES=distinct`, `small`), a word of parts joined by `+` matching a
+//! name that contains every part (`small+distinct`).
 
 #![allow(clippy::unwrap_used, reason = "a benchmark: a panic is the report")]
 
@@ -177,7 +178,7 @@ fn main() {
         .map(|v| v.split(',').map(|w| w.trim().to_owned()).filter(|w| !w.is_empty()).collect())
         .unwrap_or_default();
     for (name, template, distinct, clients) in cases {
-        if !only.is_empty() && !only.iter().any(|w| name.contains(w.as_str())) {
+        if !only.is_empty() && !only.iter().any(|w| w.split('+').all(|part| name.contains(part))) {
             continue;
         }
         for traced in [false, true] {
