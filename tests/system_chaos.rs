@@ -197,16 +197,6 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-impl Run {
-    fn assignment(&self) -> Vec<&'static str> {
-        if self.cooperative {
-            vec!["--partition-assignment", "cooperative"]
-        } else {
-            vec![]
-        }
-    }
-}
-
 /// What a chaos run does.
 struct Run {
     jobs: usize,
@@ -223,6 +213,16 @@ struct Run {
     answer_within: Duration,
     /// Keep the processes' logs after a run that passed (a failed run always keeps them).
     keep_logs: bool,
+}
+
+impl Run {
+    fn assignment(&self) -> Vec<&'static str> {
+        if self.cooperative {
+            vec!["--partition-assignment", "cooperative"]
+        } else {
+            vec![]
+        }
+    }
 }
 
 #[test]
