@@ -103,7 +103,7 @@ fn write_table(out: &mut impl Write, path: &Path, result: &Result<models::Report
     if let Some(t) = &r.thickness {
         writeln!(
             out,
-            "  {:<21}{:.3} mm thinnest; 5 % of the surface under {:.3} mm, half under {:.3} mm ({} samples {:.3} mm apart)",
+            "  {:<21}{:.3} mm thinnest; 5 % of the surface under {:.3} mm, half under {:.3} mm ({} points measured, {:.3} mm apart near thin places)",
             "walls",
             t.min_wall_mm,
             t.p5_mm,

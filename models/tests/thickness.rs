@@ -108,7 +108,8 @@ fn a_moved_and_turned_copy_measures_the_same() {
         [q[0] + 100.0, c * q[1] - s * q[2] - 40.0, s * q[1] + c * q[2] + 7.0]
     });
     let b = thickness(&turned);
-    assert_eq!(a.samples, b.samples);
+    // As many points on both; the ones measured besides the coarse ones (near thin places) within 1 %.
+    assert!(a.samples.abs_diff(b.samples) * 100 <= a.samples, "{} vs {} points", a.samples, b.samples);
     for (x, y) in [(a.min_wall_mm, b.min_wall_mm), (a.p5_mm, b.p5_mm), (a.p25_mm, b.p25_mm), (a.p50_mm, b.p50_mm)] {
         // The union orders its triangles by position, so the turned copy's samples fall elsewhere: within 0.5 %.
         assert!((x - y).abs() <= 5e-3 * x, "{x} vs {y}");
