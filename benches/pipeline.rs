@@ -217,6 +217,7 @@ fn main() {
                     cfg.jobs_topic = format!("bench.jobs.{suffix}");
                     cfg.results_topic = format!("bench.results.{suffix}");
                     cfg.dlq_topic = format!("bench.dlq.{suffix}");
+                    cfg.deliveries_topic = format!("bench.deliveries.{suffix}");
                     cfg.group_id = format!("bench-{suffix}");
                     cfg.partitions = 4;
                     cfg.session_timeout_ms = 6000;
