@@ -186,7 +186,7 @@ fn space_order<K: WeldKey>(corners: usize, key: &(impl Fn(usize) -> K + Sync)) -
 }
 
 /// The low 21 bits of `v`, two zero bits after each: one axis of a 63-bit Morton code.
-fn spread(v: u64) -> u64 {
+pub(crate) fn spread(v: u64) -> u64 {
     let mut x = v & 0x1f_ffff;
     x = (x | x << 32) & 0x1f_0000_0000_ffff;
     x = (x | x << 16) & 0x1f_0000_ff00_00ff;

@@ -47,6 +47,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::analyze::{cross, dot, norm, sub};
+use crate::mesh::spread;
 use crate::solid::Surface;
 
 /// Walls are measured up to this thickness; a thicker wall is simply thick.
@@ -343,28 +344,27 @@ fn coherent(leaves: &[Aabb]) -> bool {
     sum <= MAX_LEAVES_PER_LINE * surface(&all)
 }
 
-/// The triangles sorted along a Morton curve through the model's box, by their centroids (10 bits an axis).
+/// The triangles sorted along a Morton curve through the model's box, by their centroids (10 bits an axis). The
+/// parser's space order of a shuffled soup (`mesh::space_order`, for the weld) is by 16 cells an axis and leaves
+/// each cell's triangles as the file had them: hundreds of them a cell on the 2M-triangle band, too many for
+/// leaves of 8 or 16; and a mesh made by a program or a glTF file's indices is not ordered there at all.
 fn spatial_order(vertices: &[Vector], triangles: &[[u32; 3]]) -> Vec<[u32; 3]> {
     let centroid = |t: &[u32; 3]| (vertices[t[0] as usize] + vertices[t[1] as usize] + vertices[t[2] as usize]) / 3.0;
     let (lo, hi) = triangles
         .par_iter()
-        .map(|t| (centroid(t), centroid(t)))
+        .map(|t| {
+            let c = centroid(t);
+            (c, c)
+        })
         .reduce(|| (Vector::splat(f32::MAX), Vector::splat(f32::MIN)), |a, b| (a.0.min(b.0), a.1.max(b.1)));
     let scale = (hi - lo).max(Vector::splat(f32::MIN_POSITIVE));
-    // Spreads the low 10 bits of `x` to every third bit.
-    let spread = |x: u32| {
-        let mut x = u64::from(x & 0x3ff);
-        x = (x | (x << 16)) & 0x0300_00ff;
-        x = (x | (x << 8)) & 0x0300_f00f;
-        x = (x | (x << 4)) & 0x030c_30c3;
-        (x | (x << 2)) & 0x0924_9249
-    };
     let mut keyed: Vec<u64> = triangles
         .par_iter()
         .enumerate()
         .map(|(i, t)| {
             let q = (centroid(t) - lo) / scale * 1023.0;
-            let code = spread(q.x as u32) | (spread(q.y as u32) << 1) | (spread(q.z as u32) << 2);
+            // 10 bits an axis: a 30-bit code, the triangle's index in the low 32 bits.
+            let code = spread(q.x as u64) | (spread(q.y as u64) << 1) | (spread(q.z as u64) << 2);
             (code << 32) | i as u64
         })
         .collect();
