@@ -124,7 +124,7 @@ pub(crate) fn submit(args: &SubmitArgs) -> anyhow::Result<ExitCode> {
         let submitter = queue_kafka::KafkaSubmitter::connect(&cfg, true)?;
         let mut results = submitter.subscribe();
         let format = models::detect(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
-        let stored = store.put(bytes.into()).await?;
+        let stored = store.put(bytes).await?;
         let model = ModelRef { key: stored.key, sha256: stored.sha256, format: Some(format) };
         let job =
             Job::new(jobs::protocol::new_job_id(), model, args.price.request(), Duration::from_secs(args.timeout_secs));

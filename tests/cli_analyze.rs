@@ -132,3 +132,44 @@ fn a_gltf_beside_its_bin_and_compressed_gltf() {
     assert!(stdout.contains("error [gltf_missing_buffer]") && stdout.contains("'ring.bin'"), "{stdout}");
     assert!(stdout.contains("error [gltf_buffer_uri_refused]") && stdout.contains("'..'"), "{stdout}");
 }
+
+/// A file of a megabyte or more is mapped rather than read; a pipe cannot be, and is read. Both measure the same.
+#[test]
+fn a_large_file_is_mapped_and_a_pipe_read_alike() {
+    let copy = tempfile::tempdir().expect("temp dir");
+    let (file, fifo) = (copy.path().join("two_rings.stl"), copy.path().join("pipe.stl"));
+    // A sample of the repository, made larger than a megabyte by repeating it as a second solid.
+    let ring = std::fs::read(sample()).expect("sample");
+    let n = u32::from_le_bytes(ring[80..84].try_into().unwrap()) as usize;
+    let mut bytes = ring[..84].to_vec();
+    bytes[80..84].copy_from_slice(&(2 * n as u32).to_le_bytes());
+    for shift in [0.0f32, 40.0] {
+        for rec in ring[84..84 + 50 * n].chunks(50) {
+            let mut rec = rec.to_vec();
+            for corner in 0..3 {
+                let at = 12 + 12 * corner;
+                let x = f32::from_le_bytes(rec[at..at + 4].try_into().unwrap()) + shift;
+                rec[at..at + 4].copy_from_slice(&x.to_le_bytes());
+            }
+            bytes.extend(rec);
+        }
+    }
+    assert!(bytes.len() >= 1 << 20, "{} bytes", bytes.len());
+    std::fs::write(&file, &bytes).expect("write");
+    assert!(Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
+    let writer = {
+        let (fifo, bytes) = (fifo.clone(), bytes.clone());
+        std::thread::spawn(move || std::fs::write(fifo, bytes).expect("write to the pipe"))
+    };
+    let (code, stdout, stderr) = assay(&["analyze", "--json", file.to_str().unwrap(), fifo.to_str().unwrap()]);
+    writer.join().expect("writer");
+    assert_eq!(code, 0, "{stderr}");
+    let mut lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["triangles"], 2 * n);
+    assert_eq!(lines[0]["shells"], 2);
+    for l in &mut lines {
+        l.as_object_mut().unwrap().remove("file");
+    }
+    assert_eq!(lines[0], lines[1]);
+}

@@ -88,13 +88,17 @@ impl Mesh {
         what: impl Fn(usize) -> String,
     ) -> Result<(Mesh, Option<Vec<u32>>), ModelError> {
         debug_assert_eq!(corners % 3, 0);
-        let (welded, order) = match space_order(corners, &key) {
-            None => (weld(corners, key).map_err(|i| ModelError::NonFiniteCoordinate { location: what(i) })?, None),
-            Some((gathered, order)) => {
-                let welded = weld(corners, |i| gathered[i / 3][i % 3]).map_err(|i| {
-                    ModelError::NonFiniteCoordinate { location: what(3 * order[i / 3] as usize + i % 3) }
-                })?;
-                (welded, Some(order))
+        let order = space_order(corners, &key);
+        let welded = match &order {
+            None => weld(corners, key).map_err(|i| ModelError::NonFiniteCoordinate { location: what(i) })?,
+            Some(order) => {
+                // The triangles gathered in space order once (reading the file at random), so the weld reads them
+                // in order.
+                let gathered: Vec<[K; 3]> =
+                    order.par_iter().map(|&t| [0, 1, 2].map(|k| key(3 * t as usize + k))).collect();
+                weld(corners, |i| gathered[i / 3][i % 3]).map_err(|i| ModelError::NonFiniteCoordinate {
+                    location: what(3 * order[i / 3] as usize + i % 3),
+                })?
             }
         };
         let scale = units.to_mm();
@@ -127,12 +131,13 @@ impl Mesh {
 const PROBE: usize = 3 * 8192;
 
 /// `None` when the soup has locality (a vertex's corners near each other, as every exporter writes them: the
-/// probes find at most half their corners distinct); otherwise the soup's triangles gathered cell by cell of a
-/// 16 × 16 × 16 grid over the model, cells in Morton order (a counting sort: one pass to count, one to place,
-/// both reading the file in order), and for each which triangle of the soup it is. A soup with a non-finite
-/// coordinate is left as it is, for the weld to name the first.
-#[allow(clippy::type_complexity)]
-fn space_order<K: WeldKey>(corners: usize, key: &(impl Fn(usize) -> K + Sync)) -> Option<(Vec<[K; 3]>, Vec<u32>)> {
+/// probes find at most half their corners distinct); otherwise the soup's triangles in space order, as the
+/// indices of the soup's triangles: along a Morton curve through the model's box (10 bits an axis, by each
+/// triangle's first corner), ties in file order. A counting sort by the curve's first 12 bits (a 16 × 16 × 16
+/// grid), then each cell's triangles sorted in parallel: the weld then finds a vertex's corners in one block, and
+/// the passes after it (topology, the wall-thickness hierarchy's leaves of 8 or 16 consecutive triangles) work on
+/// nearby triangles. A soup with a non-finite coordinate is left as it is, for the weld to name the first.
+fn space_order<K: WeldKey>(corners: usize, key: &(impl Fn(usize) -> K + Sync)) -> Option<Vec<u32>> {
     if corners < 4 * PROBE {
         return None;
     }
@@ -153,36 +158,50 @@ fn space_order<K: WeldKey>(corners: usize, key: &(impl Fn(usize) -> K + Sync)) -
         return None;
     }
     let (lo, hi) = crate::analyze::bounds((0..triangles).into_par_iter().map(|t| first(t).position()));
-    const CELLS: usize = 1 << 12;
-    let scale: [f64; 3] = std::array::from_fn(|i| if hi[i] > lo[i] { 15.999 / (hi[i] - lo[i]) } else { 0.0 });
-    let cell: Vec<u16> = (0..triangles)
+    const BITS: u32 = 10;
+    const CELL_BITS: u32 = 12;
+    let scale: [f64; 3] =
+        std::array::from_fn(|i| if hi[i] > lo[i] { ((1 << BITS) as f64 - 0.001) / (hi[i] - lo[i]) } else { 0.0 });
+    let code: Vec<u32> = (0..triangles)
         .into_par_iter()
         .map(|t| {
             let p = first(t).position();
             let q: [u64; 3] = std::array::from_fn(|i| ((p[i] - lo[i]) * scale[i]) as u64);
-            (spread(q[0]) | spread(q[1]) << 1 | spread(q[2]) << 2) as u16
+            (spread(q[0]) | spread(q[1]) << 1 | spread(q[2]) << 2) as u32
         })
         .collect();
-    let mut cursor = vec![0usize; CELLS];
-    for &c in &cell {
-        cursor[c as usize] += 1;
+    let cell = |t: usize| (code[t] >> (3 * BITS - CELL_BITS)) as usize;
+    let mut cursor = vec![0usize; 1 << CELL_BITS];
+    for t in 0..triangles {
+        cursor[cell(t)] += 1;
     }
     let mut at = 0;
+    let mut runs = Vec::with_capacity(cursor.len());
     for c in cursor.iter_mut() {
         let n = *c;
         *c = at;
         at += n;
+        runs.push(n);
     }
-    let first_key = key(0);
-    let mut gathered = vec![[first_key; 3]; triangles];
-    let mut order = vec![0u32; triangles];
-    for (t, &c) in cell.iter().enumerate() {
-        let slot = cursor[c as usize];
-        cursor[c as usize] += 1;
-        gathered[slot] = [key(3 * t), key(3 * t + 1), key(3 * t + 2)];
-        order[slot] = t as u32;
+    // (code, triangle) pairs placed cell by cell, then each cell's sorted: unique keys, so the order is the
+    // input's alone.
+    let mut keyed = vec![0u64; triangles];
+    for t in 0..triangles {
+        let slot = &mut cursor[cell(t)];
+        keyed[*slot] = u64::from(code[t]) << 32 | t as u64;
+        *slot += 1;
     }
-    Some((gathered, order))
+    drop(code);
+    let mut rest = keyed.as_mut_slice();
+    let mut cells = Vec::with_capacity(runs.len());
+    for n in runs {
+        let (run, tail) = rest.split_at_mut(n);
+        cells.push(run);
+        rest = tail;
+    }
+    cells.into_par_iter().for_each(|run| run.sort_unstable());
+    let order = keyed.into_par_iter().map(|k| k as u32).collect();
+    Some(order)
 }
 
 /// The low 21 bits of `v`, two zero bits after each: one axis of a 63-bit Morton code.

@@ -326,28 +326,33 @@ fn caster<'a>(vertices: &'a [Vector], triangles: &'a [[u32; 3]], origin: [f64; 3
 
 /// Leaves a line through the model meets, on average, past which the triangles are taken to be in no spatial
 /// order. A surface in mesh order (or in the union's, by position) has leaves of nearby triangles, and a line
-/// meets a few of them; a file whose triangles are shuffled has leaves as large as the model, and a ray would
-/// test most of them.
-const MAX_LEAVES_PER_LINE: f64 = 16.0;
+/// meets a few of them (the 2M-triangle band: 11 in file order, 17 along the parser's Morton curve); a file whose
+/// triangles are shuffled has leaves as large as the model, and a ray would test most of them.
+const MAX_LEAVES_PER_LINE: f64 = 32.0;
 
-/// Whether runs of consecutive triangles are small: the leaves' surface areas summed over the whole box's (by
-/// Crofton's formula, how many leaves a random line through the box meets) is at most [`MAX_LEAVES_PER_LINE`].
+/// Whether runs of consecutive triangles are small: at most [`MAX_LEAVES_PER_LINE`] of them on a line.
 fn coherent(leaves: &[Aabb]) -> bool {
+    leaves_per_line(leaves) <= MAX_LEAVES_PER_LINE
+}
+
+/// How many leaves a random line through their box meets, on average (by Crofton's formula: the leaves' surface
+/// areas summed over the whole box's).
+fn leaves_per_line(leaves: &[Aabb]) -> f64 {
     let surface = |b: &Aabb| {
         let e = b.maxs - b.mins;
         2.0 * f64::from(e.x * e.y + e.y * e.z + e.z * e.x)
     };
     let Some(all) = leaves.iter().copied().reduce(|a, b| Aabb::new(a.mins.min(b.mins), a.maxs.max(b.maxs))) else {
-        return true;
+        return 0.0;
     };
     let sum: f64 = leaves.par_iter().map(surface).sum();
-    sum <= MAX_LEAVES_PER_LINE * surface(&all)
+    sum / surface(&all)
 }
 
 /// The triangles sorted along a Morton curve through the model's box, by their centroids (10 bits an axis). The
-/// parser's space order of a shuffled soup (`mesh::space_order`, for the weld) is by 16 cells an axis and leaves
-/// each cell's triangles as the file had them: hundreds of them a cell on the 2M-triangle band, too many for
-/// leaves of 8 or 16; and a mesh made by a program or a glTF file's indices is not ordered there at all.
+/// parser puts a shuffled soup in such an order already (`mesh::space_order`, whose leaves measure 17 on the
+/// 2M-triangle band against its file order's 11); this is for a mesh made by a program ([`crate::Mesh::from_indexed`])
+/// or a soup the parser's probes took for ordered.
 fn spatial_order(vertices: &[Vector], triangles: &[[u32; 3]]) -> Vec<[u32; 3]> {
     let centroid = |t: &[u32; 3]| (vertices[t[0] as usize] + vertices[t[1] as usize] + vertices[t[2] as usize]) / 3.0;
     let (lo, hi) = triangles
@@ -831,6 +836,37 @@ mod tests {
             assert_eq!(x, y, "angle {a}");
             assert!(x.is_some_and(|x| (x - 2.4).abs() < 0.01), "{x:?} at angle {a}");
         }
+    }
+
+    /// A file whose triangles are shuffled is read along a Morton curve (`mesh::space_order`): the hierarchy's
+    /// leaves are of nearby triangles as they come, with no second sort here.
+    #[test]
+    fn a_shuffled_file_comes_from_the_parser_in_an_order_the_hierarchy_keeps() {
+        use parry3d::math::Vector;
+        let band = ring_band(8.0, 10.5, 3.0, 256, 128); // 65,536 triangles: past the parser's locality probes
+        let per_line = |m: &crate::Mesh| {
+            let vertices: Vec<Vector> = m.positions.iter().map(|&p| super::local([0.0; 3], p)).collect();
+            let c = super::caster(&vertices, &m.triangles, [0.0; 3]);
+            assert!(matches!(c.triangles, std::borrow::Cow::Borrowed(_)), "sorted again");
+            let leaves = c.triangles.chunks(c.leaf).map(|run| {
+                let mut b = parry3d::bounding_volume::Aabb::new_invalid();
+                for t in run {
+                    for &v in t {
+                        b.take_point(vertices[v as usize]);
+                    }
+                }
+                b
+            });
+            super::leaves_per_line(&leaves.collect::<Vec<_>>())
+        };
+        let read = crate::parse(&crate::to_binary_stl(&shuffled(&band)), &Default::default()).expect("stl");
+        // 13.2 here (the band's own grid order: 2.1; the 16-cell grid alone, before the sort within each cell: 23.5).
+        let (file_order, parsed) = (per_line(&band), per_line(&read));
+        assert!(parsed <= super::MAX_LEAVES_PER_LINE / 2.0, "{parsed} leaves on a line, {file_order} in file order");
+        let vertices: Vec<Vector> = read.positions.iter().map(|&p| super::local([0.0; 3], p)).collect();
+        let again = shuffled(&read);
+        let c = super::caster(&vertices, &again.triangles, [0.0; 3]);
+        assert!(matches!(c.triangles, std::borrow::Cow::Owned(_)), "the check tells a shuffled order");
     }
 
     fn measured(mesh: &crate::Mesh, stride: usize) -> Thickness {
