@@ -94,6 +94,18 @@ fn fmix64(mut k: u64) -> u64 {
     k ^ (k >> 33)
 }
 
+/// One block's (key, entry) pairs grouped by partition: partition `p`'s are `flat[starts[p]..starts[p + 1]]`.
+struct Grouped<K> {
+    flat: Vec<(K, u32)>,
+    starts: Vec<u32>,
+}
+
+impl<K> Grouped<K> {
+    fn run(&self, p: usize) -> &[(K, u32)] {
+        self.flat.get(self.starts[p] as usize..self.starts[p + 1] as usize).unwrap_or(&[])
+    }
+}
+
 /// The welded vertices and, for every three corners, a triangle of vertex indices.
 #[derive(Debug)]
 pub(crate) struct Welded {
@@ -163,7 +175,7 @@ fn weld_with<K: WeldKey>(n: usize, key: impl Fn(usize) -> K + Sync, one_block_sh
     let part_of = |k: &K| if bits == 0 { 0 } else { (k.mix() >> (64 - bits)) as usize };
     // Each block's entries grouped by partition in one buffer (a counting sort), with where each partition's
     // run starts: no list a partition and a block (4,096 × 92 of them on a 2M-triangle model).
-    let by_part: Vec<(Vec<(K, u32)>, Vec<u32>)> = blocks
+    let by_part: Vec<Grouped<K>> = blocks
         .par_iter()
         .enumerate()
         .map(|(b, block)| {
@@ -175,7 +187,7 @@ fn weld_with<K: WeldKey>(n: usize, key: impl Fn(usize) -> K + Sync, one_block_sh
                 starts[p + 1] += starts[p];
             }
             let Some(&filler) = block.distinct.first() else {
-                return (Vec::new(), starts);
+                return Grouped { flat: Vec::new(), starts };
             };
             let mut cursor = starts.clone();
             let mut flat = vec![(filler, 0u32); block.distinct.len()];
@@ -184,18 +196,15 @@ fn weld_with<K: WeldKey>(n: usize, key: impl Fn(usize) -> K + Sync, one_block_sh
                 flat[*c as usize] = (*k, (entry_offset[b] + j) as u32);
                 *c += 1;
             }
-            (flat, starts)
+            Grouped { flat, starts }
         })
         .collect();
-    fn run<K>((flat, starts): &(Vec<(K, u32)>, Vec<u32>), p: usize) -> &[(K, u32)] {
-        flat.get(starts[p] as usize..starts[p + 1] as usize).unwrap_or(&[])
-    }
     let first: Vec<AtomicU32> = (0..total).map(|_| AtomicU32::new(0)).collect();
     (0..parts).into_par_iter().for_each(|p| {
-        let size: usize = by_part.iter().map(|block| run(block, p).len()).sum();
+        let size: usize = by_part.iter().map(|block| block.run(p).len()).sum();
         let mut map: FxHashMap<K, u32> = FxHashMap::with_capacity_and_hasher(size, Default::default());
         for block in &by_part {
-            for &(k, e) in run(block, p) {
+            for &(k, e) in block.run(p) {
                 let f = *map.entry(k).or_insert(e);
                 first[e as usize].store(f, Ordering::Relaxed);
             }
