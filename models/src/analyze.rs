@@ -1,7 +1,7 @@
 //! Measuring a mesh: volume, area, bounding box, and the topology that says whether the volume can be trusted.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -479,21 +479,23 @@ fn topology_parallel(n_vertices: usize, tris: &[[u32; 3]]) -> Topology {
             degree[a.min(b) as usize].fetch_add(1, Relaxed);
         }
     });
-    let mut offsets = Vec::with_capacity(n_vertices + 1);
-    let mut total = 0usize;
+    // Offsets in u32: three edges a triangle, fewer than 2^30 triangles (half the memory of usize: 8 MB less
+    // of fresh pages for each of the two on a model of a million vertices).
+    let mut offsets: Vec<u32> = Vec::with_capacity(n_vertices + 1);
+    let mut total = 0u32;
     offsets.push(0);
     for d in degree {
-        total += d.into_inner() as usize;
+        total += d.into_inner();
         offsets.push(total);
     }
-    let cursor: Vec<AtomicUsize> = offsets[..n_vertices].iter().map(|&o| AtomicUsize::new(o)).collect();
+    let cursor: Vec<AtomicU32> = offsets[..n_vertices].par_iter().map(|&o| AtomicU32::new(o)).collect();
     // An entry is a triangle and which of its edges (t·4 + e); the edge's vertices are read back from the
     // triangle, which keeps the list at four bytes an edge.
     let entries: Vec<AtomicU32> = (0..total).map(|_| AtomicU32::new(0)).collect();
     tris.par_iter().enumerate().filter(|(_, t)| has_three_vertices(t)).for_each(|(t, tri)| {
         for (e, (a, b)) in edges(tri).into_iter().enumerate() {
             let slot = cursor[a.min(b) as usize].fetch_add(1, Relaxed);
-            entries[slot].store((t as u32) << 2 | e as u32, Relaxed);
+            entries[slot as usize].store((t as u32) << 2 | e as u32, Relaxed);
         }
     });
     drop(cursor);
@@ -504,7 +506,8 @@ fn topology_parallel(n_vertices: usize, tris: &[[u32; 3]]) -> Topology {
         let mut list: Vec<u64> = Vec::new();
         for v in vertices {
             list.clear();
-            list.extend(entries[offsets[v]..offsets[v + 1]].iter().map(|x| edge_key(tris, x.load(Relaxed))));
+            let (from, to) = (offsets[v] as usize, offsets[v + 1] as usize);
+            list.extend(entries[from..to].iter().map(|x| edge_key(tris, x.load(Relaxed))));
             classify(&mut list, &mut c, |a, b| union(&parent, a, b));
         }
         c
