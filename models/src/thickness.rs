@@ -326,8 +326,8 @@ fn caster<'a>(vertices: &'a [Vector], triangles: &'a [[u32; 3]], origin: [f64; 3
 
 /// Leaves a line through the model meets, on average, past which the triangles are taken to be in no spatial
 /// order. A surface in mesh order (or in the union's, by position) has leaves of nearby triangles, and a line
-/// meets a few of them (the 2M-triangle band: 11 in file order, 17 along the parser's Morton curve); a file whose
-/// triangles are shuffled has leaves as large as the model, and a ray would test most of them.
+/// meets a few of them (the 2M-triangle band: 11 in the halves file's order, 17 along the parser's Morton
+/// curve); a file whose triangles are shuffled has leaves as large as the model, and a ray would test most of them.
 const MAX_LEAVES_PER_LINE: f64 = 32.0;
 
 /// Whether runs of consecutive triangles are small: at most [`MAX_LEAVES_PER_LINE`] of them on a line.
@@ -351,8 +351,8 @@ fn leaves_per_line(leaves: &[Aabb]) -> f64 {
 
 /// The triangles sorted along a Morton curve through the model's box, by their centroids (10 bits an axis). The
 /// parser puts a shuffled soup in such an order already (`mesh::space_order`, whose leaves measure 17 on the
-/// 2M-triangle band against its file order's 11); this is for a mesh made by a program ([`crate::Mesh::from_indexed`])
-/// or a soup the parser's probes took for ordered.
+/// 2M-triangle band against the halves file's order's 11); this is for a mesh made by a program
+/// ([`crate::Mesh::from_indexed`]) or a soup the parser's probes took for ordered.
 fn spatial_order(vertices: &[Vector], triangles: &[[u32; 3]]) -> Vec<[u32; 3]> {
     let centroid = |t: &[u32; 3]| (vertices[t[0] as usize] + vertices[t[1] as usize] + vertices[t[2] as usize]) / 3.0;
     let (lo, hi) = triangles
