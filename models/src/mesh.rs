@@ -158,22 +158,34 @@ fn space_order<K: WeldKey>(corners: usize, key: &(impl Fn(usize) -> K + Sync)) -
         return None;
     }
     let (lo, hi) = crate::analyze::bounds((0..triangles).into_par_iter().map(|t| first(t).position()));
-    const BITS: u32 = 10;
-    const CELL_BITS: u32 = 12;
     let scale: [f64; 3] =
-        std::array::from_fn(|i| if hi[i] > lo[i] { ((1 << BITS) as f64 - 0.001) / (hi[i] - lo[i]) } else { 0.0 });
+        std::array::from_fn(|i| if hi[i] > lo[i] { (MORTON_CELLS - 0.001) / (hi[i] - lo[i]) } else { 0.0 });
     let code: Vec<u32> = (0..triangles)
         .into_par_iter()
         .map(|t| {
             let p = first(t).position();
-            let q: [u64; 3] = std::array::from_fn(|i| ((p[i] - lo[i]) * scale[i]) as u64);
-            (spread(q[0]) | spread(q[1]) << 1 | spread(q[2]) << 2) as u32
+            morton(std::array::from_fn(|i| ((p[i] - lo[i]) * scale[i]) as u64))
         })
         .collect();
-    let cell = |t: usize| (code[t] >> (3 * BITS - CELL_BITS)) as usize;
-    let mut cursor = vec![0usize; 1 << CELL_BITS];
-    for t in 0..triangles {
-        cursor[cell(t)] += 1;
+    Some(morton_order(&code))
+}
+
+/// Cells a Morton curve of [`morton`] has along each axis (10 bits).
+pub(crate) const MORTON_CELLS: f64 = 1024.0;
+
+/// The 30-bit Morton code of a cell (each coordinate below [`MORTON_CELLS`]).
+pub(crate) fn morton(q: [u64; 3]) -> u32 {
+    (spread(q[0]) | spread(q[1]) << 1 | spread(q[2]) << 2) as u32
+}
+
+/// The indices of `code` sorted by it, ties by index: a counting sort by the codes' first 12 bits (a 16 × 16 × 16
+/// grid), then each cell's (code, index) pairs sorted in parallel. Unique keys: the order is the input's alone.
+pub(crate) fn morton_order(code: &[u32]) -> Vec<u32> {
+    const CELL_SHIFT: u32 = 30 - 12;
+    let cell = |i: usize| (code[i] >> CELL_SHIFT) as usize;
+    let mut cursor = vec![0usize; 1 << 12];
+    for i in 0..code.len() {
+        cursor[cell(i)] += 1;
     }
     let mut at = 0;
     let mut runs = Vec::with_capacity(cursor.len());
@@ -183,15 +195,12 @@ fn space_order<K: WeldKey>(corners: usize, key: &(impl Fn(usize) -> K + Sync)) -
         at += n;
         runs.push(n);
     }
-    // (code, triangle) pairs placed cell by cell, then each cell's sorted: unique keys, so the order is the
-    // input's alone.
-    let mut keyed = vec![0u64; triangles];
-    for t in 0..triangles {
-        let slot = &mut cursor[cell(t)];
-        keyed[*slot] = u64::from(code[t]) << 32 | t as u64;
+    let mut keyed = vec![0u64; code.len()];
+    for (i, &c) in code.iter().enumerate() {
+        let slot = &mut cursor[cell(i)];
+        keyed[*slot] = u64::from(c) << 32 | i as u64;
         *slot += 1;
     }
-    drop(code);
     let mut rest = keyed.as_mut_slice();
     let mut cells = Vec::with_capacity(runs.len());
     for n in runs {
@@ -200,12 +209,11 @@ fn space_order<K: WeldKey>(corners: usize, key: &(impl Fn(usize) -> K + Sync)) -
         rest = tail;
     }
     cells.into_par_iter().for_each(|run| run.sort_unstable());
-    let order = keyed.into_par_iter().map(|k| k as u32).collect();
-    Some(order)
+    keyed.into_par_iter().map(|k| k as u32).collect()
 }
 
 /// The low 21 bits of `v`, two zero bits after each: one axis of a 63-bit Morton code.
-pub(crate) fn spread(v: u64) -> u64 {
+fn spread(v: u64) -> u64 {
     let mut x = v & 0x1f_ffff;
     x = (x | x << 32) & 0x1f_0000_0000_ffff;
     x = (x | x << 16) & 0x1f_0000_ff00_00ff;
