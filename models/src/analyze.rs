@@ -399,18 +399,22 @@ fn classify(list: &mut [u64], c: &mut EdgeCounts, mut join: impl FnMut(u32, u32)
 }
 
 /// Shells numbered in the order of their roots (`roots[t]`: triangle `t`'s root, `u32::MAX` for one with
-/// repeated corners), and the edge counts summed.
-fn shells(tris: &[[u32; 3]], roots: Vec<u32>, counts: Vec<EdgeCounts>) -> Topology {
+/// repeated corners), and the edge counts summed. `roots` becomes the shells' numbers in place: a root is never
+/// above its triangles, so its number is known by the time its triangles are reached.
+fn shells(mut roots: Vec<u32>, counts: Vec<EdgeCounts>) -> Topology {
     let mut shell_roots = Vec::new();
-    let mut shell_id = vec![u32::MAX; tris.len()];
-    for (t, &r) in roots.iter().enumerate() {
-        if r == t as u32 {
-            shell_id[t] = shell_roots.len() as u32;
-            shell_roots.push(t as u32);
-        }
+    for t in 0..roots.len() {
+        let r = roots[t];
+        roots[t] = if r == u32::MAX {
+            u32::MAX
+        } else if r as usize == t {
+            shell_roots.push(r);
+            (shell_roots.len() - 1) as u32
+        } else {
+            roots[r as usize]
+        };
     }
-    let shell_of: Vec<u32> =
-        roots.par_iter().map(|&r| if r == u32::MAX { u32::MAX } else { shell_id[r as usize] }).collect();
+    let shell_of = roots;
 
     let mut shell_open = vec![false; shell_roots.len()];
     let (mut boundary, mut non_manifold, mut inconsistent) = (0, 0, 0);
@@ -469,36 +473,35 @@ fn topology_in_order(n_vertices: usize, tris: &[[u32; 3]]) -> Topology {
     let roots = (0..tris.len())
         .map(|t| if has_three_vertices(&tris[t]) { find(&mut parent, t as u32) } else { u32::MAX })
         .collect();
-    shells(tris, roots, vec![c])
+    shells(roots, vec![c])
 }
 
 fn topology_parallel(n_vertices: usize, tris: &[[u32; 3]]) -> Topology {
-    let degree: Vec<AtomicU32> = (0..n_vertices).map(|_| AtomicU32::new(0)).collect();
+    // One counter a vertex: its edges' count, then (summed) where its list starts, then (filled) where it ends.
+    // In u32: three edges a triangle, fewer than 2^30 triangles. Every buffer here is fresh memory the kernel
+    // zeroes first, so there are as few as the pass can do with.
+    let end: Vec<AtomicU32> = (0..n_vertices).map(|_| AtomicU32::new(0)).collect();
     tris.par_iter().filter(|t| has_three_vertices(t)).for_each(|t| {
         for (a, b) in edges(t) {
-            degree[a.min(b) as usize].fetch_add(1, Relaxed);
+            end[a.min(b) as usize].fetch_add(1, Relaxed);
         }
     });
-    // Offsets in u32: three edges a triangle, fewer than 2^30 triangles (half the memory of usize: 8 MB less
-    // of fresh pages for each of the two on a model of a million vertices).
-    let mut offsets: Vec<u32> = Vec::with_capacity(n_vertices + 1);
     let mut total = 0u32;
-    offsets.push(0);
-    for d in degree {
-        total += d.into_inner();
-        offsets.push(total);
+    for c in &end {
+        let d = c.load(Relaxed);
+        c.store(total, Relaxed);
+        total += d;
     }
-    let cursor: Vec<AtomicU32> = offsets[..n_vertices].par_iter().map(|&o| AtomicU32::new(o)).collect();
     // An entry is a triangle and which of its edges (t·4 + e); the edge's vertices are read back from the
     // triangle, which keeps the list at four bytes an edge.
     let entries: Vec<AtomicU32> = (0..total).map(|_| AtomicU32::new(0)).collect();
     tris.par_iter().enumerate().filter(|(_, t)| has_three_vertices(t)).for_each(|(t, tri)| {
         for (e, (a, b)) in edges(tri).into_iter().enumerate() {
-            let slot = cursor[a.min(b) as usize].fetch_add(1, Relaxed);
+            let slot = end[a.min(b) as usize].fetch_add(1, Relaxed);
             entries[slot as usize].store((t as u32) << 2 | e as u32, Relaxed);
         }
     });
-    drop(cursor);
+    let end: Vec<u32> = end.into_iter().map(AtomicU32::into_inner).collect();
 
     let parent: Vec<AtomicU32> = (0..tris.len() as u32).map(AtomicU32::new).collect();
     let counts = chunked(n_vertices, |vertices| {
@@ -506,7 +509,7 @@ fn topology_parallel(n_vertices: usize, tris: &[[u32; 3]]) -> Topology {
         let mut list: Vec<u64> = Vec::new();
         for v in vertices {
             list.clear();
-            let (from, to) = (offsets[v] as usize, offsets[v + 1] as usize);
+            let (from, to) = (if v == 0 { 0 } else { end[v - 1] as usize }, end[v] as usize);
             list.extend(entries[from..to].iter().map(|x| edge_key(tris, x.load(Relaxed))));
             classify(&mut list, &mut c, |a, b| union(&parent, a, b));
         }
@@ -514,11 +517,12 @@ fn topology_parallel(n_vertices: usize, tris: &[[u32; 3]]) -> Topology {
     });
     drop(entries);
 
-    let roots: Vec<u32> = (0..tris.len())
-        .into_par_iter()
-        .map(|t| if has_three_vertices(&tris[t]) { find(&parent, t as u32) } else { u32::MAX })
-        .collect();
-    shells(tris, roots, counts)
+    // Every triangle straight to its root, in place (what path compression does anyway).
+    parent.par_iter().enumerate().for_each(|(t, p)| {
+        let root = if has_three_vertices(&tris[t]) { find(&parent, t as u32) } else { u32::MAX };
+        p.store(root, Relaxed);
+    });
+    shells(parent.into_iter().map(AtomicU32::into_inner).collect(), counts)
 }
 
 fn find(parent: &[AtomicU32], mut x: u32) -> u32 {

@@ -10,8 +10,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
-/// Corners handled by one block of the partitioning pass.
-const BLOCK: usize = 1 << 16;
+/// Triangles handled by one block of the first level (a third of 2^16 corners: its map stays in cache).
+const BLOCK_TRIANGLES: usize = 21_845;
+/// Corners in one block.
+const BLOCK: usize = 3 * BLOCK_TRIANGLES;
 
 /// A corner's position as exact bits, so that equality is bit equality (with `-0.0` folded into `0.0`).
 pub(crate) trait WeldKey: Copy + Eq + Hash + Send + Sync {
@@ -113,50 +115,61 @@ pub(crate) struct Welded {
     pub triangles: Vec<[u32; 3]>,
 }
 
-/// Welds `n` corners (three a triangle) whose keys `key(i)` returns. Fails with the index of the first corner whose position is
-/// not finite.
+/// Welds `n` corners (three a triangle) whose keys `key(i)` returns. Fails with the index of the first corner whose
+/// position is not finite.
 ///
 /// Two levels, because meshes are stored with locality (a vertex's corners are mostly near each other in the
 /// file): each block of corners is welded on its own with a map that stays in cache, and only the blocks'
 /// distinct positions, a sixth of the corners in a typical closed mesh, are welded across blocks. Vertices are
 /// numbered in the order of their first corner, so the mesh keeps its locality for the passes after welding.
+///
+/// Memory is what the result needs plus a sixth of it: the first level writes each corner's block-local index
+/// into the triangles it returns, and they are renumbered there; every buffer is allocated once at its final size
+/// and the hash maps are reused from block to block. Fresh memory is what a large model pays for most (the kernel
+/// zeroes every page first touched), so this is the weld's cost as much as its hashing is.
 pub(crate) fn weld<K: WeldKey>(n: usize, key: impl Fn(usize) -> K + Sync) -> Result<Welded, usize> {
     weld_with(n, key, true)
 }
 
 /// [`weld`], with the shortcut for a soup of one block switchable, so a test can hold the two ways together.
 fn weld_with<K: WeldKey>(n: usize, key: impl Fn(usize) -> K + Sync, one_block_shortcut: bool) -> Result<Welded, usize> {
-    // Level 1: per block, the distinct keys in order of first use, and each corner's index among them.
-    struct Local<K> {
-        distinct: Vec<K>,
-        local: Vec<u32>,
-    }
-    let blocks: Vec<Local<K>> = (0..n.div_ceil(BLOCK))
-        .into_par_iter()
-        .map(|b| {
-            let (start, end) = (b * BLOCK, ((b + 1) * BLOCK).min(n));
-            let mut map: FxHashMap<K, u32> = FxHashMap::with_capacity_and_hasher((end - start) / 4, Default::default());
-            let mut distinct = Vec::with_capacity((end - start) / 4);
-            let mut local = Vec::with_capacity(end - start);
-            for i in start..end {
-                let k = key(i);
-                if !k.is_finite() {
-                    return Err(i);
+    debug_assert_eq!(n % 3, 0, "corners come three a triangle");
+    // Level 1: per block, the distinct keys in order of first use; each corner's index among them goes where its
+    // vertex number will be.
+    let mut triangles = vec![[0u32; 3]; n / 3];
+    let blocks: Vec<Result<Vec<K>, usize>> = triangles
+        .par_chunks_mut(BLOCK_TRIANGLES)
+        .enumerate()
+        .map_init(
+            || (FxHashMap::<K, u32>::default(), Vec::new()),
+            |(map, distinct), (b, out)| {
+                map.clear();
+                map.reserve(BLOCK / 4);
+                distinct.clear();
+                for (t, tri) in out.iter_mut().enumerate() {
+                    for (c, slot) in tri.iter_mut().enumerate() {
+                        let i = b * BLOCK + 3 * t + c;
+                        let k = key(i);
+                        if !k.is_finite() {
+                            return Err(i);
+                        }
+                        *slot = *map.entry(k).or_insert_with(|| {
+                            distinct.push(k);
+                            (distinct.len() - 1) as u32
+                        });
+                    }
                 }
-                let id = *map.entry(k).or_insert_with(|| {
-                    distinct.push(k);
-                    (distinct.len() - 1) as u32
-                });
-                local.push(id);
-            }
-            Ok(Local { distinct, local })
-        })
-        .collect::<Result<_, usize>>()?;
+                // Copied out at its size: the scratch list has room to spare.
+                Ok(distinct.as_slice().to_vec())
+            },
+        )
+        .collect();
+    // The first failing corner in file order, whichever block a thread reached first.
+    let blocks: Vec<Vec<K>> = blocks.into_iter().collect::<Result<_, usize>>()?;
 
     // One block (up to 21,845 triangles): its distinct keys are the vertices, in first-use order already.
     if let ([only], true) = (blocks.as_slice(), one_block_shortcut) {
-        let positions = only.distinct.iter().map(WeldKey::position).collect();
-        let triangles = only.local.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
+        let positions = only.iter().map(WeldKey::position).collect();
         return Ok(Welded { positions, triangles });
     }
 
@@ -165,7 +178,7 @@ fn weld_with<K: WeldKey>(n: usize, key: impl Fn(usize) -> K + Sync, one_block_sh
     let mut total = 0usize;
     for b in &blocks {
         entry_offset.push(total);
-        total += b.distinct.len();
+        total += b.len();
     }
     entry_offset.push(total);
     // Level 2: entries are partitioned by a hash of their key (the partitions depend only on the input, never on
@@ -178,20 +191,20 @@ fn weld_with<K: WeldKey>(n: usize, key: impl Fn(usize) -> K + Sync, one_block_sh
     let by_part: Vec<Grouped<K>> = blocks
         .par_iter()
         .enumerate()
-        .map(|(b, block)| {
+        .map(|(b, distinct)| {
             let mut starts = vec![0u32; parts + 1];
-            for k in &block.distinct {
+            for k in distinct {
                 starts[part_of(k) + 1] += 1;
             }
             for p in 0..parts {
                 starts[p + 1] += starts[p];
             }
-            let Some(&filler) = block.distinct.first() else {
+            let Some(&filler) = distinct.first() else {
                 return Grouped { flat: Vec::new(), starts };
             };
             let mut cursor = starts.clone();
-            let mut flat = vec![(filler, 0u32); block.distinct.len()];
-            for (j, k) in block.distinct.iter().enumerate() {
+            let mut flat = vec![(filler, 0u32); distinct.len()];
+            for (j, k) in distinct.iter().enumerate() {
                 let c = &mut cursor[part_of(k)];
                 flat[*c as usize] = (*k, (entry_offset[b] + j) as u32);
                 *c += 1;
@@ -200,9 +213,9 @@ fn weld_with<K: WeldKey>(n: usize, key: impl Fn(usize) -> K + Sync, one_block_sh
         })
         .collect();
     let first: Vec<AtomicU32> = (0..total).map(|_| AtomicU32::new(0)).collect();
-    (0..parts).into_par_iter().for_each(|p| {
-        let size: usize = by_part.iter().map(|block| block.run(p).len()).sum();
-        let mut map: FxHashMap<K, u32> = FxHashMap::with_capacity_and_hasher(size, Default::default());
+    (0..parts).into_par_iter().for_each_init(FxHashMap::<K, u32>::default, |map, p| {
+        map.clear();
+        map.reserve(by_part.iter().map(|block| block.run(p).len()).sum());
         for block in &by_part {
             for &(k, e) in block.run(p) {
                 let f = *map.entry(k).or_insert(e);
@@ -211,67 +224,44 @@ fn weld_with<K: WeldKey>(n: usize, key: impl Fn(usize) -> K + Sync, one_block_sh
         }
     });
     drop(by_part);
-    let first: Vec<u32> = first.into_iter().map(AtomicU32::into_inner).collect();
+    let mut first: Vec<u32> = first.into_iter().map(AtomicU32::into_inner).collect();
 
     // Number vertices by first use: an entry that is its own first is a new vertex; its number is how many such
-    // entries come before it.
-    let starts: Vec<u32> = first
-        .par_chunks(BLOCK)
-        .enumerate()
-        .map(|(c, chunk)| chunk.iter().enumerate().filter(|(i, f)| **f as usize == c * BLOCK + i).count() as u32)
-        .collect();
-    let mut before = Vec::with_capacity(starts.len());
-    let mut acc = 0u32;
-    for s in starts {
-        before.push(acc);
-        acc += s;
-    }
-    // Entries that are not their own first get `u32::MAX` here; corners reach a number through their first.
-    let number: Vec<u32> = first
-        .par_chunks(BLOCK)
-        .enumerate()
-        .map(|(c, chunk)| {
-            let mut next = before[c];
-            let numbers: Vec<u32> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, f)| {
-                    if *f as usize == c * BLOCK + i {
-                        next += 1;
-                        next - 1
-                    } else {
-                        u32::MAX
-                    }
-                })
-                .collect();
-            numbers
-        })
-        .collect::<Vec<_>>()
-        .concat();
-    let positions: Vec<[f64; 3]> = blocks
-        .par_iter()
-        .enumerate()
-        .map(|(b, block)| {
-            let numbers = &number[entry_offset[b]..entry_offset[b + 1]];
-            let own: Vec<[f64; 3]> = block
-                .distinct
-                .iter()
-                .zip(numbers)
-                .filter(|(_, n)| **n != u32::MAX)
-                .map(|(k, _)| k.position())
-                .collect();
-            own
-        })
-        .collect::<Vec<_>>()
-        .concat();
-
-    // Every corner: its block-local index, to its entry, to its entry's first, to that entry's number.
-    let tables: Vec<Vec<u32>> = (0..blocks.len())
+    // entries come before it. Each block's own vertices are numbered in one run, and their positions written there.
+    let own: Vec<usize> = (0..blocks.len())
         .into_par_iter()
-        .map(|b| (entry_offset[b]..entry_offset[b + 1]).map(|e| number[first[e] as usize]).collect())
+        .map(|b| (entry_offset[b]..entry_offset[b + 1]).filter(|&e| first[e] as usize == e).count())
         .collect();
-    let vertex = |i: usize| tables[i / BLOCK][blocks[i / BLOCK].local[i % BLOCK] as usize];
-    let triangles = (0..n / 3).into_par_iter().map(|t| [vertex(3 * t), vertex(3 * t + 1), vertex(3 * t + 2)]).collect();
+    let mut positions = vec![[0.0f64; 3]; own.iter().sum()];
+    let mut number = vec![0u32; total];
+    let mut jobs = Vec::with_capacity(blocks.len());
+    let (mut rest_positions, mut rest_numbers, mut next) = (positions.as_mut_slice(), number.as_mut_slice(), 0u32);
+    for (b, &count) in own.iter().enumerate() {
+        let (p, tail_p) = rest_positions.split_at_mut(count);
+        let (m, tail_m) = rest_numbers.split_at_mut(blocks[b].len());
+        jobs.push((b, next, p, m));
+        (rest_positions, rest_numbers, next) = (tail_p, tail_m, next + count as u32);
+    }
+    jobs.into_par_iter().for_each(|(b, mut next, p, m)| {
+        let mut written = 0;
+        for (j, (k, slot)) in blocks[b].iter().zip(m).enumerate() {
+            if first[entry_offset[b] + j] as usize == entry_offset[b] + j {
+                *slot = next;
+                p[written] = k.position();
+                (next, written) = (next + 1, written + 1);
+            }
+        }
+    });
+    drop(blocks);
+    // Every entry to its first's number, then every corner from its block-local index to that.
+    first.par_iter_mut().for_each(|f| *f = number[*f as usize]);
+    drop(number);
+    triangles.par_chunks_mut(BLOCK_TRIANGLES).enumerate().for_each(|(b, out)| {
+        let table = &first[entry_offset[b]..entry_offset[b + 1]];
+        for v in out.as_flattened_mut() {
+            *v = table[*v as usize];
+        }
+    });
     Ok(Welded { positions, triangles })
 }
 
@@ -310,6 +300,14 @@ mod tests {
         pts[190_000][2] = f32::INFINITY;
         let err = weld(pts.len(), |i| F32Key::from_f32(pts[i])).unwrap_err();
         assert_eq!(err, 150_000);
+        // In different blocks, on any number of threads: the first in file order, not the first a thread met.
+        pts[290_000][0] = f32::NAN;
+        pts[40_000][0] = f32::NEG_INFINITY;
+        for threads in [1, 2, 5] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+            let err = pool.install(|| weld(pts.len(), |i| F32Key::from_f32(pts[i])).unwrap_err());
+            assert_eq!(err, 40_000, "{threads} threads");
+        }
     }
 
     #[test]
@@ -337,6 +335,17 @@ mod tests {
         let pts: Vec<[f32; 3]> = (0..300_000u32).map(|i| [(i % 1000) as f32, (i % 77) as f32, 0.5]).collect();
         let w = weld_f32(&pts);
         assert_eq!(w.positions.len(), 77_000);
+        // What a single map in file order gives: vertices numbered by first corner, every corner at its point.
+        let mut seen = FxHashMap::default();
+        let mut expected = Vec::new();
+        for (i, p) in pts.iter().enumerate() {
+            let v = *seen.entry(F32Key::from_f32(*p)).or_insert_with(|| {
+                expected.push(p.map(f64::from));
+                expected.len() as u32 - 1
+            });
+            assert_eq!(w.triangles[i / 3][i % 3], v, "corner {i}");
+        }
+        assert_eq!(w.positions, expected);
         let run = |threads| {
             rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool").install(|| weld_f32(&pts))
         };
