@@ -75,7 +75,8 @@ impl Mesh {
     }
 
     /// Welds a triangle soup of `corners` corners (three per triangle) and scales it to millimetres.
-    /// `what` names one corner in an error message ("triangle 7").
+    /// `key` reads a corner, `at` says where its bytes are (only ever prefetched, never read through), `what`
+    /// names one corner in an error message ("triangle 7").
     ///
     /// A soup without locality (its triangles shuffled) is first put in space order, so that welding and every
     /// pass after it touch memory in order whatever order the file lists its triangles in. The mesh's triangles
@@ -85,6 +86,7 @@ impl Mesh {
         units: Units,
         corners: usize,
         key: impl Fn(usize) -> K + Sync,
+        at: impl Fn(usize) -> *const u8 + Sync,
         what: impl Fn(usize) -> String,
     ) -> Result<(Mesh, Option<Vec<u32>>), ModelError> {
         debug_assert_eq!(corners % 3, 0);
@@ -93,9 +95,19 @@ impl Mesh {
             None => weld(corners, key).map_err(|i| ModelError::NonFiniteCoordinate { location: what(i) })?,
             Some(order) => {
                 // The triangles gathered in space order once (reading the file at random), so the weld reads them
-                // in order.
-                let gathered: Vec<[K; 3]> =
-                    order.par_iter().map(|&t| [0, 1, 2].map(|k| key(3 * t as usize + k))).collect();
+                // in order. Each read goes anywhere in the file and waits for memory (and, on a virtual machine,
+                // for an expensive page-table walk): asking for the triangle PREFETCH_AHEAD places on keeps that
+                // many reads under way at once (the 2M-triangle shuffled band's gather: 66 -> 33 ms).
+                let gathered: Vec<[K; 3]> = order
+                    .par_iter()
+                    .enumerate()
+                    .map(|(i, &t)| {
+                        if let Some(&ahead) = order.get(i + PREFETCH_AHEAD) {
+                            prefetch(at(3 * ahead as usize));
+                        }
+                        [0, 1, 2].map(|k| key(3 * t as usize + k))
+                    })
+                    .collect();
                 weld(corners, |i| gathered[i / 3][i % 3]).map_err(|i| ModelError::NonFiniteCoordinate {
                     location: what(3 * order[i / 3] as usize + i % 3),
                 })?
@@ -125,6 +137,22 @@ impl Mesh {
     pub fn flip_winding(&mut self) {
         self.triangles.par_iter_mut().for_each(|t| t.swap(1, 2));
     }
+}
+
+/// How many triangles ahead the gather asks for a triangle's bytes, so that many reads of the file are under way
+/// at once rather than one at a time.
+const PREFETCH_AHEAD: usize = 16;
+
+/// Asks the processor to start loading the cache line at `p` (a hint: it never faults, whatever `p` is).
+#[inline]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code, reason = "a prefetch reads nothing and cannot fault; SSE is part of every x86-64")]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// Corners looked at, at each of four places in a soup, to tell whether it has locality.
