@@ -102,7 +102,7 @@ pub(crate) fn parse_binary(bytes: &[u8], units: Units, limits: &Limits) -> Resul
         let f = |o: usize| u32::from_le_bytes([p[o], p[o + 1], p[o + 2], p[o + 3]]);
         F32Key::from_bits([f(0), f(4), f(8)])
     };
-    let at = |corner: usize| body[(corner / 3) * RECORD + 12..].as_ptr();
+    let at = |corner: usize| body[(corner / 3) * RECORD + 12 + (corner % 3) * 12..].as_ptr();
     let (mut mesh, _) = Mesh::from_soup(Format::StlBinary, units, n * 3, key, at, |c| format!("triangle {}", c / 3))?;
     if actual > needed {
         mesh.warnings.push(Warning::new(
