@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use jobs::BoundedMap;
-use models::{Report, Units};
+use models::{Report, Thickness, Units, Warning};
 
 type Key = (String, Option<Units>);
 
@@ -13,11 +13,17 @@ pub struct GeometryCache {
     inner: Mutex<BoundedMap<Key, Arc<Report>>>,
 }
 
-/// An estimate of what a report holds in memory.
+/// An estimate of what a report holds in memory: itself and what its vectors and strings point to.
 fn weight(r: &Report) -> usize {
+    let warnings = |ws: &[Warning]| {
+        ws.iter().map(|w| std::mem::size_of::<Warning>() + w.code.len() + w.message.len()).sum::<usize>()
+    };
+    let regions = |t: &Option<Thickness>| t.as_ref().map_or(0, |t| std::mem::size_of_val(t.thin_regions.as_slice()));
     std::mem::size_of::<Report>()
-        + r.materials.iter().map(|m| std::mem::size_of_val(m) + m.name.len()).sum::<usize>()
-        + r.warnings.iter().map(|w| 48 + w.code.len() + w.message.len()).sum::<usize>()
+        + r.materials.iter().map(|m| std::mem::size_of_val(m) + m.name.len() + regions(&m.thickness)).sum::<usize>()
+        + warnings(&r.warnings)
+        + warnings(&r.review)
+        + regions(&r.thickness)
         + 64
 }
 
@@ -74,5 +80,21 @@ mod tests {
         assert!(cache.get("a", None).is_some() && cache.get("c", None).is_some());
         assert!(cache.bytes() <= one * 2);
         assert!(cache.get("a", Some(Units::Cm)).is_none(), "units are part of the key");
+    }
+
+    #[test]
+    fn a_report_weighs_its_thin_regions_and_review_warnings() {
+        // A 0.3 mm plate: thin everywhere, so its report lists thin regions.
+        let plate = models::analyze(&models::synth::cuboid([0.0; 3], [20.0, 20.0, 0.3]));
+        let regions = plate.thickness.as_ref().map_or(0, |t| t.thin_regions.len());
+        assert!(regions > 0, "the plate has thin regions");
+        let mut bare = plate.clone();
+        if let Some(t) = bare.thickness.as_mut() {
+            t.thin_regions.clear();
+        }
+        assert_eq!(weight(&plate) - weight(&bare), regions * std::mem::size_of::<models::ThinRegion>());
+        let mut reviewed = bare.clone();
+        reviewed.review.push(Warning::new("open_shells", "one shell is open"));
+        assert!(weight(&reviewed) > weight(&bare) + "one shell is open".len());
     }
 }
