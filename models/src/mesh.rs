@@ -108,8 +108,12 @@ impl Mesh {
                         [0, 1, 2].map(|k| key(3 * t as usize + k))
                     })
                     .collect();
-                weld(corners, |i| gathered[i / 3][i % 3]).map_err(|i| ModelError::NonFiniteCoordinate {
-                    location: what(3 * order[i / 3] as usize + i % 3),
+                weld(corners, |i| gathered[i / 3][i % 3]).map_err(|i| {
+                    // The weld names the first non-finite corner in space order; the error names the file's first.
+                    let first = (0..corners).find(|&c| !key(c).is_finite());
+                    ModelError::NonFiniteCoordinate {
+                        location: what(first.unwrap_or(3 * order[i / 3] as usize + i % 3)),
+                    }
                 })?
             }
         };
@@ -164,7 +168,7 @@ const PROBE: usize = 3 * 8192;
 /// triangle's first corner), ties in file order. A counting sort by the curve's first 12 bits (a 16 × 16 × 16
 /// grid), then each cell's triangles sorted in parallel: the weld then finds a vertex's corners in one block, and
 /// the passes after it (topology, the wall-thickness hierarchy's leaves of 8 or 16 consecutive triangles) work on
-/// nearby triangles. A soup with a non-finite coordinate is left as it is, for the weld to name the first.
+/// nearby triangles. A soup with a non-finite first corner is left as it is, for the weld to name the first.
 fn space_order<K: WeldKey>(corners: usize, key: &(impl Fn(usize) -> K + Sync)) -> Option<Vec<u32>> {
     if corners < 4 * PROBE {
         return None;
@@ -182,10 +186,19 @@ fn space_order<K: WeldKey>(corners: usize, key: &(impl Fn(usize) -> K + Sync)) -
     }
     let triangles = corners / 3;
     let first = |t: usize| key(3 * t);
-    if !(0..triangles).into_par_iter().all(|t| first(t).is_finite()) {
+    // The box of the first corners, and whether they are all finite, in one pass: a non-finite one counts as
+    // infinitely far. (Another corner that is not finite is found by the weld.)
+    let (lo, hi) = crate::analyze::bounds((0..triangles).into_par_iter().map(|t| {
+        let k = first(t);
+        if k.is_finite() {
+            k.position()
+        } else {
+            [f64::INFINITY; 3]
+        }
+    }));
+    if hi.iter().any(|c| !c.is_finite()) {
         return None;
     }
-    let (lo, hi) = crate::analyze::bounds((0..triangles).into_par_iter().map(|t| first(t).position()));
     let scale: [f64; 3] =
         std::array::from_fn(|i| if hi[i] > lo[i] { (MORTON_CELLS - 0.001) / (hi[i] - lo[i]) } else { 0.0 });
     let code: Vec<u32> = (0..triangles)
@@ -201,51 +214,186 @@ fn space_order<K: WeldKey>(corners: usize, key: &(impl Fn(usize) -> K + Sync)) -
 /// Cells a Morton curve of [`morton`] has along each axis (10 bits).
 pub(crate) const MORTON_CELLS: f64 = 1024.0;
 
-/// The 30-bit Morton code of a cell (each coordinate below [`MORTON_CELLS`]).
+/// The 30-bit Morton code of a cell (each coordinate below [`MORTON_CELLS`]; only the low 10 bits are read).
+#[inline]
 pub(crate) fn morton(q: [u64; 3]) -> u32 {
-    (spread(q[0]) | spread(q[1]) << 1 | spread(q[2]) << 2) as u32
+    let axis = |v: u64| SPREAD[(v & 1023) as usize];
+    axis(q[0]) | axis(q[1]) << 1 | axis(q[2]) << 2
 }
+
+/// Every 10-bit value with two zero bits after each of its bits: one axis of a 30-bit Morton code, looked up
+/// (4 KiB; the bit-spreading arithmetic made the parser's pass over 2,000,000 triangles compute-bound).
+const SPREAD: [u32; 1024] = {
+    let mut table = [0u32; 1024];
+    let mut v = 0;
+    while v < 1024 {
+        let mut bit = 0;
+        while bit < 10 {
+            table[v] |= ((v as u32 >> bit) & 1) << (3 * bit);
+            bit += 1;
+        }
+        v += 1;
+    }
+    table
+};
 
 /// The indices of `code` sorted by it, ties by index: a counting sort by the codes' first 12 bits (a 16 × 16 × 16
-/// grid), then each cell's (code, index) pairs sorted in parallel. Unique keys: the order is the input's alone.
+/// grid), then each cell's (code, index) pairs sorted. Both steps run in parallel: each thread groups its own
+/// part of the codes by cell (no counter is shared), then each cell gathers its runs from every part, sorts them
+/// and writes its stretch of the order. Unique keys: the order is the input's alone, whatever the thread count.
 pub(crate) fn morton_order(code: &[u32]) -> Vec<u32> {
+    const CELLS: usize = 1 << 12;
     const CELL_SHIFT: u32 = 30 - 12;
-    let cell = |i: usize| (code[i] >> CELL_SHIFT) as usize;
-    let mut cursor = vec![0usize; 1 << 12];
-    for i in 0..code.len() {
-        cursor[cell(i)] += 1;
-    }
-    let mut at = 0;
-    let mut runs = Vec::with_capacity(cursor.len());
-    for c in cursor.iter_mut() {
-        let n = *c;
-        *c = at;
-        at += n;
-        runs.push(n);
-    }
-    let mut keyed = vec![0u64; code.len()];
-    for (i, &c) in code.iter().enumerate() {
-        let slot = &mut cursor[cell(i)];
-        keyed[*slot] = u64::from(c) << 32 | i as u64;
-        *slot += 1;
-    }
-    let mut rest = keyed.as_mut_slice();
-    let mut cells = Vec::with_capacity(runs.len());
-    for n in runs {
-        let (run, tail) = rest.split_at_mut(n);
-        cells.push(run);
+    let cell = |c: u32| (c >> CELL_SHIFT) as usize;
+    debug_assert!(code.iter().all(|&c| c < 1 << 30) && code.len() <= u32::MAX as usize);
+    let part = code.len().div_ceil(rayon::current_num_threads().max(1)).max(1);
+    // For each part: where each cell's run starts in it (CELLS + 1 entries), and its (code, index) pairs by cell.
+    let parts: Vec<(Vec<u32>, Vec<u64>)> = code
+        .par_chunks(part)
+        .enumerate()
+        .map(|(p, codes)| {
+            let mut start = vec![0u32; CELLS + 1];
+            for &c in codes {
+                start[cell(c) + 1] += 1;
+            }
+            for i in 0..CELLS {
+                start[i + 1] += start[i];
+            }
+            let mut cursor = start[..CELLS].to_vec();
+            let mut keyed = vec![0u64; codes.len()];
+            for (i, &c) in codes.iter().enumerate() {
+                let slot = &mut cursor[cell(c)];
+                keyed[*slot as usize] = u64::from(c) << 32 | (p * part + i) as u64;
+                *slot += 1;
+            }
+            (start, keyed)
+        })
+        .collect();
+    let run = |c: usize| parts.iter().map(move |(start, keyed)| &keyed[start[c] as usize..start[c + 1] as usize]);
+
+    let mut order = vec![0u32; code.len()];
+    let mut cells = Vec::with_capacity(CELLS);
+    let mut rest = order.as_mut_slice();
+    for c in 0..CELLS {
+        let (out, tail) = rest.split_at_mut(run(c).map(<[u64]>::len).sum());
+        cells.push((c, out));
         rest = tail;
     }
-    cells.into_par_iter().for_each(|run| run.sort_unstable());
-    keyed.into_par_iter().map(|k| k as u32).collect()
+    cells.into_par_iter().for_each_init(Vec::new, |pairs: &mut Vec<u64>, (c, out)| {
+        pairs.clear();
+        run(c).for_each(|r| pairs.extend_from_slice(r));
+        pairs.sort_unstable();
+        for (o, &k) in out.iter_mut().zip(pairs.iter()) {
+            *o = k as u32;
+        }
+    });
+    order
 }
 
-/// The low 21 bits of `v`, two zero bits after each: one axis of a 63-bit Morton code.
-fn spread(v: u64) -> u64 {
-    let mut x = v & 0x1f_ffff;
-    x = (x | x << 32) & 0x1f_0000_0000_ffff;
-    x = (x | x << 16) & 0x1f_0000_ff00_00ff;
-    x = (x | x << 8) & 0x100f_00f0_0f00_f00f;
-    x = (x | x << 4) & 0x10c3_0c30_c30c_30c3;
-    (x | x << 2) & 0x1249_2492_4924_9249
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::weld::F32Key;
+
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn morton_codes_interleave_the_bits_x_first() {
+        assert_eq!(morton([1, 0, 0]), 0b001);
+        assert_eq!(morton([0, 1, 0]), 0b010);
+        assert_eq!(morton([0, 0, 1]), 0b100);
+        assert_eq!(morton([1023, 1023, 1023]), (1 << 30) - 1);
+        // Bit b of each axis lands at 3b, 3b + 1, 3b + 2.
+        for b in 0..10 {
+            assert_eq!(morton([1 << b, 1 << b, 0]), 0b011 << (3 * b));
+            assert_eq!(morton([0, 0, 1 << b]), 1 << (3 * b + 2));
+        }
+        // The order of a code is the order of the cells along the curve: within a 2 × 2 × 2 block, x first.
+        let block: Vec<u32> = (0..8).map(|i| morton([i & 1, i >> 1 & 1, i >> 2])).collect();
+        assert_eq!(block, (0..8).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn morton_order_is_codes_then_index_on_any_thread_count() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for len in [0usize, 1, 7, 5_000, 200_003] {
+            // Few distinct codes (many ties, a few crowded cells) and codes anywhere in 30 bits.
+            for spread in [1u64 << 6, 1 << 30] {
+                let code: Vec<u32> = (0..len)
+                    .map(|_| {
+                        let r = xorshift(&mut state);
+                        if spread < 1 << 30 {
+                            ((r % spread) << 24) as u32 | (r >> 40) as u32 & 1
+                        } else {
+                            (r % spread) as u32
+                        }
+                    })
+                    .collect();
+                let mut expected: Vec<u32> = (0..len as u32).collect();
+                expected.sort_by_key(|&i| (code[i as usize], i));
+                for threads in [1, 2, 3] {
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+                    assert_eq!(pool.install(|| morton_order(&code)), expected, "{len} codes, {threads} threads");
+                }
+            }
+        }
+    }
+
+    /// The triangles of a ring band as a soup, shuffled: no locality, so `from_soup` puts them in space order.
+    fn shuffled_band() -> Vec<[f32; 3]> {
+        let band = crate::synth::ring_band(8.0, 10.0, 2.0, 300, 64);
+        let mut tris = band.triangles.clone();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for i in (1..tris.len()).rev() {
+            tris.swap(i, (xorshift(&mut state) % (i as u64 + 1)) as usize);
+        }
+        tris.iter().flat_map(|t| t.map(|v| band.positions[v as usize].map(|c| c as f32))).collect()
+    }
+
+    fn read(corners: &[[f32; 3]]) -> Result<(Mesh, Option<Vec<u32>>), ModelError> {
+        Mesh::from_soup(
+            Format::StlAscii,
+            Units::Mm,
+            corners.len(),
+            |c| F32Key::from_f32(corners[c]),
+            |c| corners[c..].as_ptr().cast(),
+            |c| format!("facet {}", c / 3 + 1),
+        )
+    }
+
+    #[test]
+    fn a_shuffled_soup_is_welded_in_space_order_and_its_first_non_finite_corner_named() {
+        let corners = shuffled_band();
+        assert!(corners.len() >= 4 * PROBE);
+        let (mesh, order) = read(&corners).expect("a finite soup reads");
+        let order = order.expect("a shuffled soup is put in space order");
+        assert_eq!(order.len(), mesh.triangles.len());
+        // Each of the mesh's triangles is the soup's triangle the order names, corner for corner.
+        for (t, &s) in mesh.triangles.iter().zip(&order) {
+            for k in 0..3 {
+                let p = mesh.positions[t[k] as usize];
+                assert_eq!(p, corners[3 * s as usize + k].map(f64::from));
+            }
+        }
+        // Two non-finite corners, the later in the file earlier in space order: the first in file order is named,
+        // whichever corners of their triangles they are.
+        let mut place = vec![0; order.len()];
+        for (i, &s) in order.iter().enumerate() {
+            place[s as usize] = i;
+        }
+        let later = (9_001..order.len()).find(|&s| place[s] < place[9_000]).expect("a triangle before in space");
+        for (first, second) in [(0, 0), (2, 1), (1, 0), (0, 2)] {
+            let (first, second) = (3 * 9_000 + first, 3 * later + second);
+            let mut bad = corners.clone();
+            bad[first][1] = f32::NAN;
+            bad[second][0] = f32::INFINITY;
+            let err = read(&bad).expect_err("a non-finite corner is refused");
+            assert_eq!(err, ModelError::NonFiniteCoordinate { location: "facet 9001".into() });
+        }
+    }
 }
