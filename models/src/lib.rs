@@ -26,6 +26,15 @@ mod thickness;
 mod units;
 mod weld;
 
+/// The unit tests' seeded random numbers (xorshift64): the same sequence on every run.
+#[cfg(test)]
+pub(crate) fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
 pub use analyze::{analyze, BBox, MaterialReport, Report, Warning};
 pub use error::ModelError;
 pub use gltf_files::{embed_gltf_buffers, gltf_external_buffers, ExternalBuffer};

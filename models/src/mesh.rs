@@ -294,13 +294,7 @@ pub(crate) fn morton_order(code: &[u32]) -> Vec<u32> {
 mod tests {
     use super::*;
     use crate::weld::F32Key;
-
-    fn xorshift(state: &mut u64) -> u64 {
-        *state ^= *state << 13;
-        *state ^= *state >> 7;
-        *state ^= *state << 17;
-        *state
-    }
+    use crate::xorshift;
 
     #[test]
     fn morton_codes_interleave_the_bits_x_first() {

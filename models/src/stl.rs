@@ -96,13 +96,15 @@ pub(crate) fn parse_binary(bytes: &[u8], units: Units, limits: &Limits) -> Resul
     }
     let n = declared as usize;
     let body = &bytes[HEADER + 4..HEADER + 4 + n * RECORD];
+    // Where a corner's 12 bytes start in the body: its record, past the 12-byte normal.
+    let offset = |corner: usize| (corner / 3) * RECORD + 12 + (corner % 3) * 12;
     let key = |corner: usize| {
-        let at = (corner / 3) * RECORD + 12 + (corner % 3) * 12;
+        let at = offset(corner);
         let p: &[u8; 12] = body[at..at + 12].try_into().expect("12 bytes");
         let f = |o: usize| u32::from_le_bytes([p[o], p[o + 1], p[o + 2], p[o + 3]]);
         F32Key::from_bits([f(0), f(4), f(8)])
     };
-    let at = |corner: usize| body[(corner / 3) * RECORD + 12 + (corner % 3) * 12..].as_ptr();
+    let at = |corner: usize| body[offset(corner)..].as_ptr();
     let (mut mesh, _) = Mesh::from_soup(Format::StlBinary, units, n * 3, key, at, |c| format!("triangle {}", c / 3))?;
     if actual > needed {
         mesh.warnings.push(Warning::new(
@@ -455,14 +457,7 @@ mod tests {
     fn bytes_that_are_no_model_are_told_from_the_head() {
         // Random bytes: not an STL by any reading, whatever their length (the gateway's 415).
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let random: Vec<u8> = (0..3000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect();
+        let random: Vec<u8> = (0..3000).map(|_| (crate::xorshift(&mut x) >> 24) as u8).collect();
         let e = crate::detect_head(&random[..HEAD_BYTES], 3000).unwrap_err();
         assert!(matches!(e.code(), "unknown_format" | "stl_truncated"), "{e}");
         let zeros = vec![0u8; 3000];

@@ -805,10 +805,7 @@ mod tests {
         let mut m = mesh.clone();
         let mut state = 0x9E37_79B9_7F4A_7C15u64;
         for i in (1..m.triangles.len()).rev() {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let j = (state % (i as u64 + 1)) as usize;
+            let j = (crate::xorshift(&mut state) % (i as u64 + 1)) as usize;
             m.triangles.swap(i, j);
             if !m.triangle_materials.is_empty() {
                 m.triangle_materials.swap(i, j);

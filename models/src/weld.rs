@@ -317,9 +317,7 @@ mod tests {
         for corners in [3, 300, 3 * 7_000, BLOCK / 3 * 3] {
             let pts: Vec<[f32; 3]> = (0..corners)
                 .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
+                    let state = crate::xorshift(&mut state);
                     [(state % 17) as f32, (state / 17 % 13) as f32 * 0.5, -((state / 221 % 11) as f32)]
                 })
                 .collect();
