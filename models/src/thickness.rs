@@ -314,11 +314,16 @@ const NEIGHBOUR_CELLS: [[i64; 3]; 27] = {
 /// ones).
 fn caster<'a>(vertices: &'a [Vector], triangles: &'a [[u32; 3]], origin: [f64; 3], rays: usize) -> Caster<'a> {
     let leaf = leaf_size(triangles.len(), rays);
-    let mut leaves = leaves(vertices, triangles, leaf);
+    let mut leaves = leaves(vertices, triangles, leaf, LEAF_SPREAD);
     let mut triangles = Cow::Borrowed(triangles);
     if !coherent(&leaves) {
         triangles = Cow::Owned(spatial_order(vertices, &triangles));
-        leaves = self::leaves(vertices, &triangles, leaf);
+        leaves = self::leaves(vertices, &triangles, leaf, LEAF_SPREAD);
+        // Runs that still end after a triangle or two are of triangles with no extent to speak of (points,
+        // segments along an axis): whole runs, so the hierarchy never has a leaf a triangle to build.
+        if !coherent(&leaves) {
+            leaves = self::leaves(vertices, &triangles, leaf, f64::INFINITY);
+        }
     }
     let per_part = PART.div_ceil(leaf);
     let parts: Vec<(usize, Bvh)> = leaves
@@ -347,9 +352,10 @@ struct Leaves {
 const LEAF_SPREAD: f64 = 4.0;
 
 /// Leaves of up to `leaf` consecutive triangles, each ended early where the next triangle is far from its run
-/// ([`LEAF_SPREAD`]): a leaf that straddles a jump in the order would have a box across the model, which many
-/// rays would open. Runs are made in fixed chunks of triangles, the same whatever the thread count.
-fn leaves(vertices: &[Vector], triangles: &[[u32; 3]], leaf: usize) -> Leaves {
+/// (its box would grow past `spread` times its triangles' own in surface area: [`LEAF_SPREAD`]; infinite for
+/// runs of `leaf` always): a leaf that straddles a jump in the order would have a box across the model, which
+/// many rays would open. Runs are made in fixed chunks of triangles, the same whatever the thread count.
+fn leaves(vertices: &[Vector], triangles: &[[u32; 3]], leaf: usize, spread: f64) -> Leaves {
     const CHUNK: usize = 1 << 12;
     let surface = |b: &Aabb| {
         let e = b.maxs - b.mins;
@@ -373,7 +379,7 @@ fn leaves(vertices: &[Vector], triangles: &[[u32; 3]], leaf: usize) -> Leaves {
                     let next = tri_box(&ch[j]);
                     let merged = Aabb::new(run.mins.min(next.mins), run.maxs.max(next.maxs));
                     let with = own + surface(&next);
-                    if surface(&merged) > LEAF_SPREAD * with {
+                    if surface(&merged) > spread * with {
                         break;
                     }
                     (run, own, j) = (merged, with, j + 1);
@@ -931,7 +937,7 @@ mod tests {
             let vertices: Vec<Vector> = mesh.positions.iter().map(|&p| super::local([0.0; 3], p)).collect();
             let n = mesh.triangles.len();
             let leaf = super::leaf_size(n, 1);
-            let leaves = super::leaves(&vertices, &mesh.triangles, leaf);
+            let leaves = super::leaves(&vertices, &mesh.triangles, leaf, super::LEAF_SPREAD);
             // Every triangle in one leaf, in order, at most `leaf` a leaf.
             assert_eq!((leaves.starts[0], leaves.starts.last().copied()), (0, Some(n as u32)), "{what}");
             assert!(leaves.starts.windows(2).all(|w| w[0] < w[1] && (w[1] - w[0]) as usize <= leaf), "{what}");
@@ -947,6 +953,23 @@ mod tests {
         }
     }
 
+    /// Triangles with no extent (every corner at one point) end every run at once, in any order: the hierarchy
+    /// falls back to whole runs rather than a leaf a triangle.
+    #[test]
+    fn triangles_without_extent_still_share_leaves() {
+        use parry3d::math::Vector;
+        let n = 20_000u32;
+        // Points in general position: any two of them span a box with some surface, each alone none.
+        let vertices: Vec<Vector> =
+            (0..n).map(|i| Vector::new(i as f32 * 0.37 % 11.0, (i % 97) as f32, (i % 89) as f32 * 0.1)).collect();
+        let triangles: Vec<[u32; 3]> = (0..n).map(|i| [i; 3]).collect();
+        let leaf = super::leaf_size(triangles.len(), 1);
+        assert!(super::leaves(&vertices, &triangles, leaf, super::LEAF_SPREAD).boxes.len() > n as usize / 2);
+        let c = super::caster(&vertices, &triangles, [0.0; 3], 1);
+        assert_eq!(c.starts.len() - 1, triangles.len().div_ceil(leaf), "whole runs of {leaf}");
+        assert_eq!(c.exit([1.0, 1.0, 0.0], [0.0, 0.0, 1.0], 10.0), None, "no triangle to leave through");
+    }
+
     /// A file whose triangles are shuffled is read along a Morton curve (`mesh::space_order`): the hierarchy's
     /// leaves are of nearby triangles as they come, with no second sort here.
     #[test]
@@ -958,7 +981,8 @@ mod tests {
             let c = super::caster(&vertices, &m.triangles, [0.0; 3], 1);
             assert!(matches!(c.triangles, std::borrow::Cow::Borrowed(_)), "sorted again");
             super::leaves_per_line(
-                &super::leaves(&vertices, &c.triangles, super::leaf_size(c.triangles.len(), 1)).boxes,
+                &super::leaves(&vertices, &c.triangles, super::leaf_size(c.triangles.len(), 1), super::LEAF_SPREAD)
+                    .boxes,
             )
         };
         let read = crate::parse(&crate::to_binary_stl(&shuffled(&band)), &Default::default()).expect("stl");
