@@ -346,7 +346,7 @@ struct Leaves {
 /// A run's box may have up to this many times the surface area of its triangles' boxes together: a run that
 /// would grow past it ends there (the file's order jumps: a seam, a step of a Morton curve to another cell, one
 /// shell of a union to the next). With 4, a ray through the 2M-triangle band along the parser's curve tests 73
-/// triangles in leaves of up to 16 (8: 90; 16: 105; never ended: 255), and on the union of the benchmark's 200
+/// triangles in leaves of up to 16 (with 8 here: 90; with 16: 105; never ended: 255), and on the union of the benchmark's 200
 /// overlapping bands 116, none reaching [`TRIANGLES_PER_RAY`] (in runs never ended, 581, and 1,131 of its 8,377
 /// rays stopped there with the nearest exit found so far).
 const LEAF_SPREAD: f64 = 4.0;
