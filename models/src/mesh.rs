@@ -205,7 +205,10 @@ fn space_order<K: WeldKey>(corners: usize, key: &(impl Fn(usize) -> K + Sync)) -
         .into_par_iter()
         .map(|t| {
             let p = first(t).position();
-            morton(std::array::from_fn(|i| ((p[i] - lo[i]) * scale[i]) as u64))
+            // To u32, not u64: a float's conversion to u64 takes several instructions more on x86-64, and
+            // this pass over 2,000,000 triangles is compute-bound (the shuffled band, 20 interleaved rounds: 316.3 ->
+            // 310.5 ms, CPU 586.8 -> 567.9; the same order).
+            morton(std::array::from_fn(|i| ((p[i] - lo[i]) * scale[i]) as u32))
         })
         .collect();
     Some(morton_order(&code))
@@ -216,8 +219,8 @@ pub(crate) const MORTON_CELLS: f64 = 1024.0;
 
 /// The 30-bit Morton code of a cell (each coordinate below [`MORTON_CELLS`]; only the low 10 bits are read).
 #[inline]
-pub(crate) fn morton(q: [u64; 3]) -> u32 {
-    let axis = |v: u64| SPREAD[(v & 1023) as usize];
+pub(crate) fn morton(q: [u32; 3]) -> u32 {
+    let axis = |v: u32| SPREAD[(v & 1023) as usize];
     axis(q[0]) | axis(q[1]) << 1 | axis(q[2]) << 2
 }
 

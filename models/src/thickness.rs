@@ -454,7 +454,7 @@ fn spatial_order(vertices: &[Vector], triangles: &[[u32; 3]]) -> Vec<[u32; 3]> {
         .par_iter()
         .map(|t| {
             let q = (centroid(t) - lo) / scale * (MORTON_CELLS as f32 - 1.0);
-            morton([q.x as u64, q.y as u64, q.z as u64])
+            morton([q.x as u32, q.y as u32, q.z as u32])
         })
         .collect();
     morton_order(&code).into_par_iter().map(|i| triangles[i as usize]).collect()
