@@ -41,7 +41,7 @@
 
 use std::borrow::Cow;
 
-use parry3d::bounding_volume::Aabb;
+use parry3d::bounding_volume::{Aabb, BoundingVolume};
 use parry3d::math::Vector;
 use parry3d::partitioning::{Bvh, BvhBuildStrategy};
 use parry3d::query::Ray;
@@ -357,10 +357,6 @@ const LEAF_SPREAD: f64 = 4.0;
 /// many rays would open. Runs are made in fixed chunks of triangles, the same whatever the thread count.
 fn leaves(vertices: &[Vector], triangles: &[[u32; 3]], leaf: usize, spread: f64) -> Leaves {
     const CHUNK: usize = 1 << 12;
-    let surface = |b: &Aabb| {
-        let e = b.maxs - b.mins;
-        2.0 * f64::from(e.x * e.y + e.y * e.z + e.z * e.x)
-    };
     let tri_box = |t: &[u32; 3]| {
         let [a, b, c] = t.map(|v| vertices[v as usize]);
         Aabb::new(a.min(b).min(c), a.max(b).max(c))
@@ -377,7 +373,7 @@ fn leaves(vertices: &[Vector], triangles: &[[u32; 3]], leaf: usize, spread: f64)
                 let mut j = i + 1;
                 while j < ch.len() && j - i < leaf {
                     let next = tri_box(&ch[j]);
-                    let merged = Aabb::new(run.mins.min(next.mins), run.maxs.max(next.maxs));
+                    let merged = run.merged(&next);
                     let with = own + surface(&next);
                     if surface(&merged) > spread * with {
                         break;
@@ -422,14 +418,16 @@ fn coherent(leaves: &Leaves) -> bool {
         && leaves_per_line(&leaves.boxes) <= MAX_LEAVES_PER_LINE
 }
 
+/// A box's surface area.
+fn surface(b: &Aabb) -> f64 {
+    let e = b.maxs - b.mins;
+    2.0 * f64::from(e.x * e.y + e.y * e.z + e.z * e.x)
+}
+
 /// How many leaves a random line through their box meets, on average (by Crofton's formula: the leaves' surface
 /// areas summed over the whole box's).
 fn leaves_per_line(leaves: &[Aabb]) -> f64 {
-    let surface = |b: &Aabb| {
-        let e = b.maxs - b.mins;
-        2.0 * f64::from(e.x * e.y + e.y * e.z + e.z * e.x)
-    };
-    let Some(all) = leaves.iter().copied().reduce(|a, b| Aabb::new(a.mins.min(b.mins), a.maxs.max(b.maxs))) else {
+    let Some(all) = leaves.iter().copied().reduce(|a, b| a.merged(&b)) else {
         return 0.0;
     };
     let sum: f64 = leaves.par_iter().map(surface).sum();
@@ -925,14 +923,9 @@ mod tests {
     /// straddle its steps from cell to cell with boxes across the band, which a ray has to open.
     #[test]
     fn leaves_end_where_the_order_jumps() {
-        use parry3d::bounding_volume::Aabb;
         use parry3d::math::Vector;
         let band = ring_band(8.0, 10.5, 3.0, 256, 128); // 65,536 triangles: past the parser's locality probes
         let read = crate::parse(&crate::to_binary_stl(&shuffled(&band)), &Default::default()).expect("stl");
-        let fixed = |vertices: &[Vector], triangles: &[[u32; 3]], leaf: usize| -> Vec<Aabb> {
-            let points = |run: &[[u32; 3]]| run.iter().flatten().map(|&v| vertices[v as usize]).collect::<Vec<_>>();
-            triangles.chunks(leaf).map(|run| Aabb::from_points(points(run))).collect()
-        };
         for (what, mesh, most) in [("mesh order", &band, 1.0), ("Morton order", &read, 0.5)] {
             let vertices: Vec<Vector> = mesh.positions.iter().map(|&p| super::local([0.0; 3], p)).collect();
             let n = mesh.triangles.len();
@@ -944,7 +937,7 @@ mod tests {
             assert_eq!(leaves.boxes.len() + 1, leaves.starts.len());
             let (cut, whole) = (
                 super::leaves_per_line(&leaves.boxes),
-                super::leaves_per_line(&fixed(&vertices, &mesh.triangles, leaf)),
+                super::leaves_per_line(&super::leaves(&vertices, &mesh.triangles, leaf, f64::INFINITY).boxes),
             );
             assert!(cut <= most * whole, "{what}: {cut} leaves on a line, {whole} in runs of {leaf}");
             if what == "mesh order" {
