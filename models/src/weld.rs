@@ -23,8 +23,21 @@ pub(crate) trait WeldKey: Copy + Eq + Hash + Send + Sync {
 }
 
 /// A position read from f32 coordinates (STL).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct F32Key([u32; 3]);
+
+/// One word a key for the maps' hasher: derived, the three coordinates went to it as 12 bytes and a length, which
+/// it compresses with a wide multiply, and the weld hashes every corner of a model (its first level on the 2M-triangle
+/// band, instrumented: 31.5-32.5 -> 28.4-29.4 ms). `z` is spread by a multiply and the high half folded onto the
+/// low, so every coordinate bit reaches the bits a table picks its bucket by.
+impl Hash for F32Key {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let [x, y, z] = self.0;
+        let v = (u64::from(x) | u64::from(y) << 32) ^ u64::from(z).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        state.write_u64(v ^ v >> 32);
+    }
+}
 
 impl F32Key {
     #[inline]
