@@ -346,6 +346,9 @@ fn edges(t: &[u32; 3]) -> [(u32, u32); 3] {
 /// rayon thread: about 1.0 ms in order against 1.3 ms for the parallel pass).
 const IN_ORDER_TRIANGLES: usize = 1 << 16;
 
+/// Most parts the parallel topology pass splits the triangles into: each has a counter a vertex (4 bytes each).
+const MAX_PARTS: usize = 4;
+
 /// Groups the three edges of every triangle by their undirected vertex pair: a compressed adjacency list from
 /// each edge's lower vertex. Triangles that share an edge are joined with a union-find that always links the
 /// higher root under the lower, so every shell's root is its lowest triangle. A large model is done in parallel
@@ -477,40 +480,50 @@ fn topology_in_order(n_vertices: usize, tris: &[[u32; 3]]) -> Topology {
 }
 
 fn topology_parallel(n_vertices: usize, tris: &[[u32; 3]]) -> Topology {
-    // The adjacency lists are built by ranges of lower vertices, one a thread, each reading every triangle and
-    // keeping the edges that fall in its range: no counter is shared, so no cache line goes back and forth
-    // between cores (counting with atomics cost twice as much on a file that lists the first triangle of every
-    // quad, then the second: both threads met the same vertices at the same time). The lists are the same
-    // whatever the number of ranges. One counter a vertex: its edges' count, then (summed) where its list
-    // starts, then (filled) where it ends; in u32: three edges a triangle, fewer than 2^30 triangles.
-    let per = n_vertices.div_ceil(rayon::current_num_threads().max(1)).max(1);
+    // The adjacency lists are built by parts of the triangles, one a thread (at most [`MAX_PARTS`]), each with a
+    // counter a vertex of its own: no counter is shared, so no cache line of counters goes back and forth between
+    // cores (counting with atomics cost twice as much on a file that lists the first triangle of every quad, then
+    // the second: both threads met the same vertices at the same time), and each part reads only its own
+    // triangles. A vertex's list holds part 0's entries, then part 1's, ...: in triangle order, the same whatever
+    // the number of parts. Counts, then (summed) where each part's entries of the vertex start, then (filled)
+    // where they end; in u32: three edges a triangle, fewer than 2^30 triangles.
+    let parts = rayon::current_num_threads().clamp(1, MAX_PARTS);
+    let per = tris.len().div_ceil(parts).max(1);
+    let mut cursors: Vec<Vec<u32>> = tris
+        .par_chunks(per)
+        .map(|part| {
+            let mut count = vec![0u32; n_vertices];
+            for tri in part.iter().filter(|t| has_three_vertices(t)) {
+                for (a, b) in edges(tri) {
+                    count[a.min(b) as usize] += 1;
+                }
+            }
+            count
+        })
+        .collect();
     let mut end = vec![0u32; n_vertices];
-    end.par_chunks_mut(per).enumerate().for_each(|(p, counts)| {
-        let len = counts.len();
-        lower_edges(tris, p * per, len, |v, _| counts[v] += 1);
-    });
     let mut total = 0u32;
-    for c in &mut end {
-        (*c, total) = (total, total + *c);
+    for (v, e) in end.iter_mut().enumerate() {
+        for c in &mut cursors {
+            (c[v], total) = (total, total + c[v]);
+        }
+        *e = total;
     }
     // An entry is a triangle and which of its edges (t·4 + e); the edge's vertices are read back from the
-    // triangle, which keeps the list at four bytes an edge.
-    let mut entries = vec![0u32; total as usize];
-    let mut outs = Vec::new();
-    let mut rest = entries.as_mut_slice();
-    for (p, starts) in end.chunks(per).enumerate() {
-        let next = end.get((p + 1) * per).map_or(total, |&s| s);
-        let (out, tail) = rest.split_at_mut((next - starts[0]) as usize);
-        outs.push(out);
-        rest = tail;
-    }
-    end.par_chunks_mut(per).zip(outs).enumerate().for_each(|(p, (cursor, out))| {
-        let (len, base) = (cursor.len(), cursor[0]);
-        lower_edges(tris, p * per, len, |v, entry| {
-            out[(cursor[v] - base) as usize] = entry;
-            cursor[v] += 1;
-        });
+    // triangle, which keeps the list at four bytes an edge. Parts write their entries to slots no other part
+    // writes (relaxed atomic stores: plain stores on x86-64).
+    let entries: Vec<AtomicU32> = (0..total).into_par_iter().map(|_| AtomicU32::new(0)).collect();
+    tris.par_chunks(per).zip(cursors.par_iter_mut()).enumerate().for_each(|(p, (part, cursor))| {
+        for (i, tri) in part.iter().enumerate().filter(|(_, t)| has_three_vertices(t)) {
+            let t = (p * per + i) as u32;
+            for (e, (a, b)) in edges(tri).into_iter().enumerate() {
+                let slot = &mut cursor[a.min(b) as usize];
+                entries[*slot as usize].store(t << 2 | e as u32, Relaxed);
+                *slot += 1;
+            }
+        }
     });
+    drop(cursors);
 
     let parent: Vec<AtomicU32> = (0..tris.len() as u32).map(AtomicU32::new).collect();
     let counts = chunked(n_vertices, |vertices| {
@@ -519,7 +532,7 @@ fn topology_parallel(n_vertices: usize, tris: &[[u32; 3]]) -> Topology {
         for v in vertices {
             list.clear();
             let (from, to) = (if v == 0 { 0 } else { end[v - 1] as usize }, end[v] as usize);
-            list.extend(entries[from..to].iter().map(|&x| edge_key(tris, x)));
+            list.extend(entries[from..to].iter().map(|x| edge_key(tris, x.load(Relaxed))));
             classify(&mut list, &mut c, |a, b| union(&parent, a, b));
         }
         c
@@ -532,19 +545,6 @@ fn topology_parallel(n_vertices: usize, tris: &[[u32; 3]]) -> Topology {
         p.store(root, Relaxed);
     });
     shells(parent.into_iter().map(AtomicU32::into_inner).collect(), counts)
-}
-
-/// Calls `f(v - lo, t·4 + e)` for every edge `e` of every triangle `t` whose lower vertex `v` is in `lo..lo + len`,
-/// in triangle order.
-fn lower_edges(tris: &[[u32; 3]], lo: usize, len: usize, mut f: impl FnMut(usize, u32)) {
-    for (t, tri) in tris.iter().enumerate().filter(|(_, t)| has_three_vertices(t)) {
-        for (e, (a, b)) in edges(tri).into_iter().enumerate() {
-            let v = (a.min(b) as usize).wrapping_sub(lo);
-            if v < len {
-                f(v, (t as u32) << 2 | e as u32);
-            }
-        }
-    }
 }
 
 fn find(parent: &[AtomicU32], mut x: u32) -> u32 {
@@ -653,7 +653,7 @@ mod tests {
         tris.extend(c.triangles.iter().map(|t| t.map(|v| v + base)));
         let a = topology_in_order(positions.len(), &tris);
         assert!(a.boundary > 0 && a.non_manifold > 0 && a.inconsistent > 0 && a.shells == 2, "the fixture has it all");
-        // The parallel pass splits the vertices into one range a thread: any number of ranges gives the same.
+        // The parallel pass splits the triangles into one part a thread (up to 4): any number of parts gives the same.
         for threads in [1, 2, 3, 7] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
             let b = pool.install(|| topology_parallel(positions.len(), &tris));
