@@ -556,10 +556,10 @@ fn find(parent: &[AtomicU32], mut x: u32) -> u32 {
         let gp = parent[p as usize].load(Relaxed);
         // Path halving, with a plain store and only where it shortens the path, not a locked exchange on every
         // step (one at the root too): on the 2M-triangle band, instrumented, sorting and joining the edges 32 -> 27
-        // ms and the roots 7.3 -> 3.6 ms. A race is harmless:
-        // `x` is no longer a root, so no union writes its parent, and whatever another thread stored there is,
-        // like `gp`, one of its ancestors, all lower-numbered than it (a root is linked under a lower one), so
-        // no cycle can form; the loser only leaves a path a step longer.
+        // ms and the roots 7.3 -> 3.6 ms. A race is harmless: `x` is no longer a root, so no union writes its
+        // parent, and whatever another thread stored there is, like `gp`, one of its ancestors, all lower-numbered
+        // than it (a root is linked under a lower one), so no cycle can form; the loser only leaves a path a step
+        // longer.
         if gp != p {
             parent[x as usize].store(gp, Relaxed);
         }

@@ -26,6 +26,34 @@ mod thickness;
 mod units;
 mod weld;
 
+/// A counting sort: writes `make(i, items[i])` for every item to `out` (as long as `items`), grouped by
+/// `bucket(items[i])` and in item order within a bucket; `starts` (one longer than there are buckets, zeroed)
+/// becomes where each bucket's run starts, its last entry where the last ends. The weld groups a block's keys by
+/// partition with it, the space order its codes by cell and then each cell's pairs by digit.
+pub(crate) fn group_by_bucket<T: Copy, U>(
+    items: &[T],
+    starts: &mut [u32],
+    out: &mut [U],
+    bucket: impl Fn(T) -> usize,
+    make: impl Fn(usize, T) -> U,
+) {
+    let buckets = starts.len() - 1;
+    for &x in items {
+        starts[bucket(x) + 1] += 1;
+    }
+    for b in 0..buckets {
+        starts[b + 1] += starts[b];
+    }
+    for (i, &x) in items.iter().enumerate() {
+        let slot = &mut starts[bucket(x)];
+        out[*slot as usize] = make(i, x);
+        *slot += 1;
+    }
+    // Each bucket's cursor ended where the next one starts: moved back a place, they are the starts again.
+    starts.copy_within(0..buckets, 1);
+    starts[0] = 0;
+}
+
 /// The unit tests' seeded random numbers (xorshift64): the same sequence on every run.
 #[cfg(test)]
 pub(crate) fn xorshift(state: &mut u64) -> u64 {

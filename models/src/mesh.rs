@@ -260,19 +260,10 @@ pub(crate) fn morton_order(code: &[u32]) -> Vec<u32> {
         .enumerate()
         .map(|(p, codes)| {
             let mut start = vec![0u32; CELLS + 1];
-            for &c in codes {
-                start[cell(c) + 1] += 1;
-            }
-            for i in 0..CELLS {
-                start[i + 1] += start[i];
-            }
-            let mut cursor = start[..CELLS].to_vec();
             let mut keyed = vec![0u64; codes.len()];
-            for (i, &c) in codes.iter().enumerate() {
-                let slot = &mut cursor[cell(c)];
-                keyed[*slot as usize] = u64::from(c) << 32 | (p * part + i) as u64;
-                *slot += 1;
-            }
+            crate::group_by_bucket(codes, &mut start, &mut keyed, cell, |i, c| {
+                u64::from(c) << 32 | (p * part + i) as u64
+            });
             (start, keyed)
         })
         .collect();
@@ -317,18 +308,7 @@ fn sort_cell(pairs: &mut Vec<u64>, spare: &mut Vec<u64>) {
     for pass in 0..2 {
         let shift = 32 + pass * BITS;
         let digit = |k: u64| (k >> shift) as usize & (DIGITS - 1);
-        let mut start = [0u32; DIGITS + 1];
-        for &k in pairs.iter() {
-            start[digit(k) + 1] += 1;
-        }
-        for d in 0..DIGITS {
-            start[d + 1] += start[d];
-        }
-        for &k in pairs.iter() {
-            let slot = &mut start[digit(k)];
-            spare[*slot as usize] = k;
-            *slot += 1;
-        }
+        crate::group_by_bucket(pairs, &mut [0u32; DIGITS + 1], spare, digit, |_, k| k);
         std::mem::swap(pairs, spare);
     }
 }

@@ -206,22 +206,12 @@ fn weld_with<K: WeldKey>(n: usize, key: impl Fn(usize) -> K + Sync, one_block_sh
         .enumerate()
         .map(|(b, distinct)| {
             let mut starts = vec![0u32; parts + 1];
-            for k in distinct {
-                starts[part_of(k) + 1] += 1;
-            }
-            for p in 0..parts {
-                starts[p + 1] += starts[p];
-            }
             let Some(&filler) = distinct.first() else {
                 return Grouped { flat: Vec::new(), starts };
             };
-            let mut cursor = starts.clone();
             let mut flat = vec![(filler, 0u32); distinct.len()];
-            for (j, k) in distinct.iter().enumerate() {
-                let c = &mut cursor[part_of(k)];
-                flat[*c as usize] = (*k, (entry_offset[b] + j) as u32);
-                *c += 1;
-            }
+            let entry = |j: usize| (entry_offset[b] + j) as u32;
+            crate::group_by_bucket(distinct, &mut starts, &mut flat, |k| part_of(&k), |j, k| (k, entry(j)));
             Grouped { flat, starts }
         })
         .collect();
