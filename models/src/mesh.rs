@@ -168,7 +168,7 @@ const PROBE: usize = 3 * 8192;
 
 /// `None` when the soup has locality (a vertex's corners near each other, as every exporter writes them: the
 /// probes find at most half their corners distinct); otherwise the soup's triangles in space order, as the
-/// indices of the soup's triangles: along a Morton curve through the model's box (10 bits an axis, by each
+/// indices of the soup's triangles: along a Morton curve through the probed corners' box (10 bits an axis, by each
 /// triangle's first corner), ties in file order. A counting sort by the curve's first 12 bits (a 16 × 16 × 16
 /// grid), then each cell's triangles sorted in parallel: the weld then finds a vertex's corners in one block, and
 /// the passes after it (topology, the wall-thickness hierarchy's leaves of 8 or 16 consecutive triangles) work on
@@ -177,44 +177,56 @@ fn space_order<K: WeldKey>(corners: usize, key: &(impl Fn(usize) -> K + Sync)) -
     if corners < 4 * PROBE {
         return None;
     }
-    let distinct: usize = (0..4)
+    // The probes also give the curve its box: the box of the corners they read. A soup that gets here has no
+    // locality, so those are spread over the whole model, and a corner outside their box is clamped to its edge
+    // (it still sorts beside its neighbours there); a pass over every triangle for the exact box took 12-14 ms of
+    // the 2M-triangle shuffled band's 50.
+    let probes: Vec<(usize, [f64; 3], [f64; 3])> = (0..4)
         .into_par_iter()
         .map(|s| {
             let start = corners / 4 * s / 3 * 3;
             let mut seen = rustc_hash::FxHashSet::with_capacity_and_hasher(PROBE, Default::default());
-            (start..start + PROBE).filter(|&i| seen.insert(key(i))).count()
-        })
-        .sum();
-    if distinct * 2 <= 4 * PROBE {
-        return None;
-    }
-    let triangles = corners / 3;
-    let first = |t: usize| key(3 * t);
-    // The box of the first corners, and whether they are all finite, in one pass: a non-finite one counts as
-    // infinitely far. (Another corner that is not finite is found by the weld.)
-    let (lo, hi) = crate::analyze::bounds((0..triangles).into_par_iter().map(|t| {
-        let k = first(t);
-        if k.is_finite() {
-            k.position()
-        } else {
-            [f64::INFINITY; 3]
-        }
-    }));
-    if hi.iter().any(|c| !c.is_finite()) {
-        return None;
-    }
-    let scale: [f64; 3] =
-        std::array::from_fn(|i| if hi[i] > lo[i] { (MORTON_CELLS - 0.001) / (hi[i] - lo[i]) } else { 0.0 });
-    let code: Vec<u32> = (0..triangles)
-        .into_par_iter()
-        .map(|t| {
-            let p = first(t).position();
-            // To u32, not u64: a float's conversion to u64 takes several instructions more on x86-64, and
-            // this pass over 2,000,000 triangles is compute-bound (the shuffled band, 20 interleaved rounds: 316.3 ->
-            // 310.5 ms, CPU 586.8 -> 567.9; the same order).
-            morton(std::array::from_fn(|i| ((p[i] - lo[i]) * scale[i]) as u32))
+            let (mut lo, mut hi) = ([f64::INFINITY; 3], [f64::NEG_INFINITY; 3]);
+            let mut distinct = 0;
+            for k in (start..start + PROBE).map(key) {
+                distinct += usize::from(seen.insert(k));
+                if k.is_finite() {
+                    let p = k.position();
+                    (lo, hi) = (std::array::from_fn(|i| lo[i].min(p[i])), std::array::from_fn(|i| hi[i].max(p[i])));
+                }
+            }
+            (distinct, lo, hi)
         })
         .collect();
+    if probes.iter().map(|p| p.0).sum::<usize>() * 2 <= 4 * PROBE {
+        return None;
+    }
+    let lo: [f64; 3] = std::array::from_fn(|i| probes.iter().map(|p| p.1[i]).fold(f64::INFINITY, f64::min));
+    let hi: [f64; 3] = std::array::from_fn(|i| probes.iter().map(|p| p.2[i]).fold(f64::NEG_INFINITY, f64::max));
+    let scale: [f64; 3] =
+        std::array::from_fn(|i| if hi[i] > lo[i] { (MORTON_CELLS - 0.001) / (hi[i] - lo[i]) } else { 0.0 });
+    // A soup with a non-finite first corner is left as it is, for the weld to name the first (another corner
+    // that is not finite is found by the weld).
+    let finite = std::sync::atomic::AtomicBool::new(lo.iter().all(|c| c.is_finite()));
+    let code: Vec<u32> = (0..corners / 3)
+        .into_par_iter()
+        .map(|t| {
+            let k = key(3 * t);
+            if !k.is_finite() {
+                finite.store(false, std::sync::atomic::Ordering::Relaxed);
+                return 0;
+            }
+            let p = k.position();
+            // To u32, not u64: a float's conversion to u64 takes several instructions more on x86-64, and
+            // this pass over 2,000,000 triangles is compute-bound (the shuffled band, 20 interleaved rounds: 316.3 ->
+            // 310.5 ms, CPU 586.8 -> 567.9; the same order). Below the box the conversion gives 0, above it
+            // more than the last cell.
+            morton(std::array::from_fn(|i| (((p[i] - lo[i]) * scale[i]) as u32).min(MORTON_CELLS as u32 - 1)))
+        })
+        .collect();
+    if !finite.into_inner() {
+        return None;
+    }
     Some(morton_order(&code))
 }
 
@@ -414,5 +426,38 @@ mod tests {
             let err = read(&bad).expect_err("a non-finite corner is refused");
             assert_eq!(err, ModelError::NonFiniteCoordinate { location: "facet 9001".into() });
         }
+    }
+
+    #[test]
+    fn a_triangle_outside_the_probed_box_is_ordered_at_its_edge() {
+        let mut corners = shuffled_band();
+        let triangles = corners.len() / 3;
+        // The probes read 8,192 triangles from each quarter of the soup; the box of what they read is the curve's.
+        let probed = |t: usize| (0..4).any(|s| (triangles / 4 * s..triangles / 4 * s + PROBE / 3).contains(&t));
+        let x_max = corners.iter().map(|c| c[0]).fold(f32::MIN, f32::max);
+        let x_min = corners.iter().map(|c| c[0]).fold(f32::MAX, f32::min);
+        // The unprobed triangle furthest along x, moved 1,234.5 mm further: its curve position is clamped to the
+        // box's last cells along x, so it sorts among the band's triangles at that end, not anywhere.
+        let moved =
+            (0..triangles).filter(|&t| !probed(t)).max_by(|&a, &b| corners[3 * a][0].total_cmp(&corners[3 * b][0]));
+        let moved = moved.expect("unprobed triangles");
+        for c in &mut corners[3 * moved..3 * moved + 3] {
+            // Not a round 1,000: unclamped, an offset of a whole number of the band's widths (20 mm) wraps
+            // round to the very cell the triangle started in.
+            c[0] += 1234.5;
+        }
+        let (mesh, order) = read(&corners).expect("a finite soup reads");
+        let order = order.expect("a shuffled soup is put in space order");
+        for (t, &s) in mesh.triangles.iter().zip(&order) {
+            for k in 0..3 {
+                assert_eq!(mesh.positions[t[k] as usize], corners[3 * s as usize + k].map(f64::from));
+            }
+        }
+        let at = order.iter().position(|&s| s as usize == moved).expect("every triangle is ordered");
+        // The cell of the curve's first 12 bits is a sixteenth of the box along each axis, and the triangle's
+        // cell holds others of the band's (one of them may be the next cell's, where the curve leaves it).
+        let end = x_max - (x_max - x_min) / 16.0;
+        let x = [at - 1, at + 1].map(|near| corners[3 * order[near] as usize][0]);
+        assert!(x.iter().any(|&x| x >= end), "its neighbours in the order start at x = {x:?}, not past {end}");
     }
 }
