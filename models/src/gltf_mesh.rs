@@ -105,7 +105,6 @@ pub(crate) fn parse(bytes: &[u8], units: Option<Units>, limits: &Limits) -> Resu
         Units::Mm, // positions are already scaled to millimetres
         corners.len(),
         |c| F64Key::from_f64(corners[c]),
-        |c| corners[c..].as_ptr().cast(),
         |c| format!("triangle {}", c / 3),
     )?;
     mesh.units = Some(units.unwrap_or(Units::M));

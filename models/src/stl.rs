@@ -104,8 +104,7 @@ pub(crate) fn parse_binary(bytes: &[u8], units: Units, limits: &Limits) -> Resul
         let f = |o: usize| u32::from_le_bytes([p[o], p[o + 1], p[o + 2], p[o + 3]]);
         F32Key::from_bits([f(0), f(4), f(8)])
     };
-    let at = |corner: usize| body[offset(corner)..].as_ptr();
-    let (mut mesh, _) = Mesh::from_soup(Format::StlBinary, units, n * 3, key, at, |c| format!("triangle {}", c / 3))?;
+    let (mut mesh, _) = Mesh::from_soup(Format::StlBinary, units, n * 3, key, |c| format!("triangle {}", c / 3))?;
     if actual > needed {
         mesh.warnings.push(Warning::new(
             "trailing_bytes",
@@ -164,7 +163,6 @@ pub(crate) fn parse_ascii(bytes: &[u8], units: Units, limits: &Limits) -> Result
         units,
         corners.len(),
         |c| F32Key::from_f32(corners[c]),
-        |c| corners[c..].as_ptr().cast(),
         |c| format!("facet {}", c / 3 + 1),
     )?;
     if state_after != State::AfterEndsolid {
