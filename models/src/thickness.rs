@@ -559,7 +559,7 @@ fn measure_with(surface: &Surface<'_>, stride: usize) -> (Option<Thickness>, Vec
         samples.extend(found.into_iter().flatten());
     }
 
-    let (lo, hi) = crate::analyze::bounds(positions.par_iter().copied());
+    let (lo, hi) = crate::analyze::bounds(positions);
     let origin: [f64; 3] = std::array::from_fn(|i| 0.5 * (lo[i] + hi[i]));
     let vertices: Vec<Vector> = positions.par_iter().map(|&p| local(origin, p)).collect();
     let casters: Vec<Caster<'_>> = groups.iter().map(|g| caster(&vertices, g, origin, samples.len())).collect();
