@@ -1,6 +1,6 @@
 //! The indexed triangle mesh every format is read into: welded vertices in millimetres, triangles, materials.
 
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -135,10 +135,10 @@ impl Mesh {
 ///
 /// The soup is read in file order and each triangle written to its place, rather than each place read from the
 /// soup: a read anywhere in a file mapped in 4 KiB pages missed the address-translation cache almost every time
-/// (and walked the page tables, which on a virtual machine is dear), while the writes land in a buffer of 2 MiB
-/// pages. On the 2M-triangle shuffled band, instrumented, 37-39 -> 31-33 ms (the inversion included) against
-/// reading in order of place with each read prefetched 16 triangles ahead; the whole command 239.2 -> 233.4 ms in
-/// 15 interleaved rounds.
+/// (and walked the page tables, which on a virtual machine is dear), while the writes land in a buffer that
+/// mimalloc asks the kernel to back with 2 MiB pages. On the 2M-triangle shuffled band, instrumented, 37-39 ->
+/// 31-33 ms (the inversion included) against reading in order of place with each read prefetched 16 triangles
+/// ahead; the whole command 239.2 -> 233.4 ms in 15 interleaved rounds.
 fn in_order<K: WeldKey>(order: &[u32], key: &(impl Fn(usize) -> K + Sync)) -> Vec<[K; 3]> {
     let n = order.len();
     // Each triangle's place: `order` inverted.
@@ -149,19 +149,21 @@ fn in_order<K: WeldKey>(order: &[u32], key: &(impl Fn(usize) -> K + Sync)) -> Ve
     let base = out.spare_capacity_mut().as_mut_ptr() as usize;
     place.par_iter().enumerate().for_each(|(t, p)| {
         let p = p.load(Relaxed) as usize;
-        // Every one of the n places is set by one of the order's n entries: each is a different triangle's.
+        // Each entry of `order` was stored in one place only, so no two places name the same slot; a place left
+        // unset would leave a slot unwritten, and stops here.
         assert!(p < n, "the space order names every triangle once");
         // Written out: as `[0, 1, 2].map(..)` the three reads were a call per triangle in a profile.
         let c = 3 * t;
         let keys = [key(c), key(c + 1), key(c + 2)];
         #[allow(unsafe_code, reason = "each of the buffer's n slots is written once, by the one triangle placed there")]
-        // SAFETY: `p < n`, the buffer's capacity, and no two triangles have the same place (above).
+        // SAFETY: `p < n`, the buffer's capacity, and no two triangles have the same place (above): no slot is
+        // written twice, or by two threads.
         unsafe {
             (base as *mut [K; 3]).add(p).write(keys);
         }
     });
     #[allow(unsafe_code, reason = "every slot was written above")]
-    // SAFETY: the n places are n different slots below the capacity, all written.
+    // SAFETY: every one of the n places was set, below n and different: all n slots were written.
     unsafe {
         out.set_len(n);
     }
@@ -212,13 +214,13 @@ fn space_order<K: WeldKey>(corners: usize, key: &(impl Fn(usize) -> K + Sync)) -
         std::array::from_fn(|i| if hi[i] > lo[i] { (MORTON_CELLS - 0.001) / (hi[i] - lo[i]) } else { 0.0 });
     // A soup with a non-finite first corner is left as it is, for the weld to name the first (another corner
     // that is not finite is found by the weld).
-    let finite = std::sync::atomic::AtomicBool::new(lo.iter().all(|c| c.is_finite()));
+    let finite = AtomicBool::new(lo.iter().all(|c| c.is_finite()));
     let code: Vec<u32> = (0..corners / 3)
         .into_par_iter()
         .map(|t| {
             let k = key(3 * t);
             if !k.is_finite() {
-                finite.store(false, std::sync::atomic::Ordering::Relaxed);
+                finite.store(false, Relaxed);
                 return 0;
             }
             let p = k.position();
