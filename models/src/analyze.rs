@@ -486,7 +486,8 @@ fn topology_parallel(n_vertices: usize, tris: &[[u32; 3]]) -> Topology {
     // the second: both threads met the same vertices at the same time), and each part reads only its own
     // triangles. A vertex's list holds part 0's entries, then part 1's, ...: in triangle order, the same whatever
     // the number of parts. Counts, then (summed) where each part's entries of the vertex start, then (filled)
-    // where they end; in u32: three edges a triangle, fewer than 2^30 triangles.
+    // where they end, so the last part's end where the vertex's list does; in u32: three edges a triangle, fewer
+    // than 2^30 triangles.
     let parts = rayon::current_num_threads().clamp(1, MAX_PARTS);
     let per = tris.len().div_ceil(parts).max(1);
     let mut cursors: Vec<Vec<u32>> = tris
@@ -501,13 +502,11 @@ fn topology_parallel(n_vertices: usize, tris: &[[u32; 3]]) -> Topology {
             count
         })
         .collect();
-    let mut end = vec![0u32; n_vertices];
     let mut total = 0u32;
-    for (v, e) in end.iter_mut().enumerate() {
+    for v in 0..n_vertices {
         for c in &mut cursors {
             (c[v], total) = (total, total + c[v]);
         }
-        *e = total;
     }
     // An entry is a triangle and which of its edges (t·4 + e); the edge's vertices are read back from the
     // triangle, which keeps the list at four bytes an edge. Parts write their entries to slots no other part
@@ -523,6 +522,7 @@ fn topology_parallel(n_vertices: usize, tris: &[[u32; 3]]) -> Topology {
             }
         }
     });
+    let end = cursors.pop().expect("the parallel pass runs on many triangles: one part at least");
     drop(cursors);
 
     let parent: Vec<AtomicU32> = (0..tris.len() as u32).map(AtomicU32::new).collect();
@@ -665,7 +665,7 @@ mod tests {
         tris.extend(c.triangles.iter().map(|t| t.map(|v| v + base)));
         let a = topology_in_order(positions.len(), &tris);
         assert!(a.boundary > 0 && a.non_manifold > 0 && a.inconsistent > 0 && a.shells == 2, "the fixture has it all");
-        // The parallel pass splits the triangles into one part a thread (up to 4): any number of parts gives the same.
+        // The parallel pass splits the triangles into one part a thread (up to MAX_PARTS): any number gives the same.
         for threads in [1, 2, 3, 7] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
             let b = pool.install(|| topology_parallel(positions.len(), &tris));
