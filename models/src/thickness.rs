@@ -33,7 +33,9 @@
 //!   larger models with few rays a triangle; the solid's surface keeps the file's locality), which makes them
 //!   that many times cheaper to build than one leaf a triangle. A run ends early where the order jumps (the next
 //!   triangle would make its box [`LEAF_SPREAD`] times its triangles' own: a seam, a step of a Morton curve, one
-//!   shell of a union to the next), so no leaf spans the model for every ray to open. One hierarchy per 262,144
+//!   shell of a union to the next), so no leaf spans the model for every ray to open. The hierarchy is built
+//!   over clusters of up to [`CLUSTER`] consecutive leaves (ended the same way): a ray that enters a cluster's
+//!   box tests its leaves' boxes, then the triangles of the leaves it enters. One hierarchy per 262,144
 //!   triangles, built in parallel. A file whose triangles are in no spatial order (its runs of a triangle or two,
 //!   or too many on a line: [`coherent`]) has them sorted along a Morton curve first.
 //!
@@ -72,7 +74,9 @@ pub const MAX_REGIONS: usize = 10;
 /// more triangles for each ray to test: on a 20,000-triangle band leaves of 8 build in half the time of 4s and
 /// cast as fast, 16s cast a quarter slower; on a 2M-triangle model 16s build 4 times faster than 4s and cast as
 /// fast, and 32s build in half the time of 16s (20 -> 10 ms) while each ray tests about three times as many
-/// triangles (54 -> 155 on the benchmark band in mesh order: 2.6 -> 4.1 ms for its 1,050 rays).
+/// triangles (54 -> 155 on the benchmark band in mesh order: 2.6 -> 4.1 ms for its 1,050 rays). Those figures
+/// are from before the hierarchy was built over [`CLUSTER`]s of leaves; since, leaves, clusters and hierarchy
+/// take 15.1 ms with 16s and 12.3 with 32s on the shuffled 2M band (instrumented), the rays 2.1 and 2.3 ms.
 fn leaf_size(triangles: usize, rays: usize) -> usize {
     if triangles > TRIANGLES_A_RAY_FOR_32 * rays {
         (triangles / 32_768).next_power_of_two().clamp(8, 32)
@@ -83,7 +87,7 @@ fn leaf_size(triangles: usize, rays: usize) -> usize {
 
 /// Triangles a ray past which a large model gets leaves of 32: where the 10 ms the build saves on 2M triangles
 /// (0.16 µs a leaf) is what the rays lose to testing about 100 more triangles each (14 ns a triangle), about
-/// 7,000 rays.
+/// 7,000 rays (with clusters the build saves 3 ms: not tuned again).
 const TRIANGLES_A_RAY_FOR_32: usize = 300;
 /// Hits closer than this to a ray's origin are the surface it starts on.
 const EPS_MM: f32 = 1e-5;
@@ -215,10 +219,36 @@ struct Caster<'a> {
     origin: [f64; 3],
     /// Where each leaf's run of triangles starts, and (last) where the last ends.
     starts: Vec<u32>,
-    /// A hierarchy per run of consecutive leaves (its first leaf, its tree): built in parallel.
+    /// Each leaf's box.
+    boxes: Vec<Aabb>,
+    /// Where each cluster's run of leaves starts, and (last) where the last ends.
+    clusters: Vec<u32>,
+    /// A hierarchy of clusters per run of consecutive ones (its first cluster, its tree): built in parallel.
     parts: Vec<(usize, Bvh)>,
     /// Most triangles one ray tests ([`TRIANGLES_PER_RAY`], or [`LEAVES_PER_RAY`] leaves of the largest size).
     most_tested: usize,
+}
+
+/// A ray made ready for testing many boxes: its origin, and its direction's inverse as `parry3d`'s hierarchy
+/// makes it for its own boxes (a component smaller than `f32::EPSILON` inverted as that, with its sign).
+struct BoxRay {
+    origin: Vector,
+    inverse: Vector,
+}
+
+impl BoxRay {
+    fn new(ray: &Ray) -> BoxRay {
+        let inverse = ray.dir.map(|d| if d.abs() < f32::EPSILON { d.signum() / f32::EPSILON } else { 1.0 / d });
+        BoxRay { origin: ray.origin, inverse }
+    }
+
+    /// Whether the ray enters `b` by `limit` (the slab test of `parry3d`'s hierarchy).
+    #[inline]
+    fn meets(&self, b: &Aabb, limit: f32) -> bool {
+        let (t1, t2) = ((b.mins - self.origin) * self.inverse, (b.maxs - self.origin) * self.inverse);
+        let (near, far) = (t1.min(t2).max_element(), t1.max(t2).min_element());
+        far >= near && far >= 0.0 && near <= limit
+    }
 }
 
 fn local(origin: [f64; 3], p: [f64; 3]) -> Vector {
@@ -235,25 +265,31 @@ impl Caster<'_> {
     fn exit(&self, from: [f64; 3], dir: [f64; 3], max: f64) -> Option<f64> {
         use std::cell::Cell;
         let ray = Ray::new(self.local(from), Vector::new(dir[0] as f32, dir[1] as f32, dir[2] as f32));
+        let into_box = BoxRay::new(&ray);
         let mut best: Option<f32> = None;
         let tested = Cell::new(0usize);
         // The nearest real exit, kept apart from what the traversal is told once the ray has tested its share.
         let nearest: Cell<Option<f32>> = Cell::new(None);
         for (start, bvh) in &self.parts {
             let limit = best.unwrap_or(max as f32);
-            let hit = bvh.cast_ray(&ray, limit, |leaf, best| {
+            let hit = bvh.cast_ray(&ray, limit, |cluster, best| {
                 if tested.get() >= self.most_tested {
                     // A hit at the ray's origin prunes every box still queued: the traversal ends here. It is
                     // not a wall: `nearest` holds the answer.
                     return Some(f32::MIN_POSITIVE);
                 }
-                let leaf = start + leaf as usize;
-                let (first, last) = (self.starts[leaf] as usize, self.starts[leaf + 1] as usize);
-                tested.set(tested.get() + (last - first));
+                let cluster = start + cluster as usize;
                 let mut hit: Option<f32> = None;
-                for &t in &self.triangles[first..last] {
-                    if let Some(toi) = Packed::new(self.vertices, t).exit(&ray, hit.unwrap_or(best)) {
-                        hit = Some(toi);
+                for leaf in self.clusters[cluster] as usize..self.clusters[cluster + 1] as usize {
+                    if tested.get() >= self.most_tested || !into_box.meets(&self.boxes[leaf], hit.unwrap_or(best)) {
+                        continue;
+                    }
+                    let (first, last) = (self.starts[leaf] as usize, self.starts[leaf + 1] as usize);
+                    tested.set(tested.get() + (last - first));
+                    for &t in &self.triangles[first..last] {
+                        if let Some(toi) = Packed::new(self.vertices, t).exit(&ray, hit.unwrap_or(best)) {
+                            hit = Some(toi);
+                        }
                     }
                 }
                 if let Some(h) = hit {
@@ -325,18 +361,38 @@ fn caster<'a>(vertices: &'a [Vector], triangles: &'a [[u32; 3]], origin: [f64; 3
             leaves = self::leaves(vertices, &triangles, leaf, f64::INFINITY);
         }
     }
-    let per_part = PART.div_ceil(leaf);
-    let parts: Vec<(usize, Bvh)> = leaves
+    let clusters = runs(leaves.boxes.len(), CLUSTER, LEAF_SPREAD, |l| leaves.boxes[l]);
+    let per_part = PART.div_ceil(leaf * CLUSTER);
+    let parts: Vec<(usize, Bvh)> = clusters
         .boxes
         .par_chunks(per_part)
         .enumerate()
         .map(|(p, run)| (p * per_part, Bvh::from_iter(BvhBuildStrategy::Binned, run.iter().copied().enumerate())))
         .collect();
     let most_tested = TRIANGLES_PER_RAY.max(LEAVES_PER_RAY * leaf);
-    Caster { vertices, triangles, origin, starts: leaves.starts, parts, most_tested }
+    Caster {
+        vertices,
+        triangles,
+        origin,
+        starts: leaves.starts,
+        boxes: leaves.boxes,
+        clusters: clusters.starts,
+        parts,
+        most_tested,
+    }
 }
 
-/// The hierarchy's leaves: runs of consecutive triangles, their boxes and where each starts.
+/// Most consecutive leaves in one cluster, the unit the hierarchy is built over: an eighth of the boxes to build
+/// (instrumented, the hierarchy of the 2M-triangle shuffled band took 9.6-10.5 ms over its 77,848 leaves, 1.9-2.5
+/// over their clusters; the 200k band's 6.9 -> 0.8 ms; the wall thickness of the 200-band union 59-66 -> 53-57
+/// ms, its 8,388 rays testing 116 -> 119 triangles each). A ray entering a cluster tests its leaves' boxes with
+/// the hierarchy's own slab test ([`BoxRay`]) and finds the same exits as a hierarchy over the leaves (`analyze`
+/// gives the same on every shared mesh and benchmark file), testing about as many triangles (156 -> 160 a ray
+/// on the 2M band).
+const CLUSTER: usize = 8;
+
+/// The hierarchy's leaves (runs of consecutive triangles) or its clusters (runs of consecutive leaves): their
+/// boxes and where each starts.
 struct Leaves {
     boxes: Vec<Aabb>,
     /// Where each run starts, and (last) where the last ends.
@@ -356,23 +412,28 @@ const LEAF_SPREAD: f64 = 4.0;
 /// runs of `leaf` always): a leaf that straddles a jump in the order would have a box across the model, which
 /// many rays would open. Runs are made in fixed chunks of triangles, the same whatever the thread count.
 fn leaves(vertices: &[Vector], triangles: &[[u32; 3]], leaf: usize, spread: f64) -> Leaves {
-    const CHUNK: usize = 1 << 12;
-    let tri_box = |t: &[u32; 3]| {
-        let [a, b, c] = t.map(|v| vertices[v as usize]);
+    runs(triangles.len(), leaf, spread, |t| {
+        let [a, b, c] = triangles[t].map(|v| vertices[v as usize]);
         Aabb::new(a.min(b).min(c), a.max(b).max(c))
-    };
-    let chunks: Vec<(Vec<Aabb>, Vec<u32>)> = triangles
-        .par_chunks(CHUNK)
-        .enumerate()
-        .map(|(c, ch)| {
-            let (mut boxes, mut starts) = (Vec::with_capacity(ch.len() / leaf + 1), Vec::new());
-            let mut i = 0;
-            while i < ch.len() {
-                let mut run = tri_box(&ch[i]);
+    })
+}
+
+/// Runs of up to `most` consecutive items of `n` (item `i`'s box: `box_of(i)`), each ended early where the next
+/// item's box would grow the run's past `spread` times its items' own in surface area, in fixed chunks of items.
+fn runs(n: usize, most: usize, spread: f64, box_of: impl Fn(usize) -> Aabb + Sync) -> Leaves {
+    const CHUNK: usize = 1 << 12;
+    let chunks: Vec<(Vec<Aabb>, Vec<u32>)> = (0..n.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            let end = n.min((c + 1) * CHUNK);
+            let (mut boxes, mut starts) = (Vec::with_capacity(CHUNK / most + 1), Vec::new());
+            let mut i = c * CHUNK;
+            while i < end {
+                let mut run = box_of(i);
                 let mut own = surface(&run);
                 let mut j = i + 1;
-                while j < ch.len() && j - i < leaf {
-                    let next = tri_box(&ch[j]);
+                while j < end && j - i < most {
+                    let next = box_of(j);
                     let merged = run.merged(&next);
                     let with = own + surface(&next);
                     if surface(&merged) > spread * with {
@@ -381,7 +442,7 @@ fn leaves(vertices: &[Vector], triangles: &[[u32; 3]], leaf: usize, spread: f64)
                     (run, own, j) = (merged, with, j + 1);
                 }
                 boxes.push(run);
-                starts.push((c * CHUNK + i) as u32);
+                starts.push(i as u32);
                 i = j;
             }
             (boxes, starts)
@@ -393,7 +454,7 @@ fn leaves(vertices: &[Vector], triangles: &[[u32; 3]], leaf: usize, spread: f64)
         boxes.extend(b);
         starts.extend(s);
     }
-    starts.push(triangles.len() as u32);
+    starts.push(n as u32);
     Leaves { boxes, starts }
 }
 
@@ -916,6 +977,52 @@ mod tests {
             assert_eq!(x, y, "angle {a}");
             assert!(x.is_some_and(|x| (x - 2.4).abs() < 0.01), "{x:?} at angle {a}");
         }
+    }
+
+    /// Through the hierarchy of clusters, then the leaves' boxes, a ray finds the exit that testing every
+    /// triangle finds: rays inward from points all over a band, and rays along the axes (directions with zero
+    /// components, which the box test inverts as `parry3d` does) from inside its wall. Not held: a ray lying
+    /// exactly in the upper face of a box, with no component across it, misses the box in `parry3d`'s slab test
+    /// (the hierarchy's) and so in the leaves' (a ray straight down through a vertex of the band exits 1e-7 mm
+    /// past where testing every triangle finds, through the vertex's other triangle).
+    #[test]
+    fn a_ray_finds_the_exit_that_testing_every_triangle_finds() {
+        use parry3d::math::Vector;
+        let mesh = ring_band(8.0, 10.5, 3.0, 256, 128); // 65,536 triangles: leaves of 8, 8 to a cluster
+        let vertices: Vec<Vector> = mesh.positions.iter().map(|&p| super::local([0.0; 3], p)).collect();
+        let c = super::caster(&vertices, &mesh.triangles, [0.0; 3], 1);
+        assert!(
+            c.clusters.len() - 1 < c.boxes.len() / 4,
+            "{} clusters of {} leaves",
+            c.clusters.len() - 1,
+            c.boxes.len()
+        );
+        let every = |from: [f64; 3], dir: [f64; 3]| {
+            let ray = parry3d::query::Ray::new(
+                super::local([0.0; 3], from),
+                Vector::new(dir[0] as f32, dir[1] as f32, dir[2] as f32),
+            );
+            let exits = mesh.triangles.iter().filter_map(|&t| super::Packed::new(&vertices, t).exit(&ray, 10.0));
+            exits.reduce(f32::min).map(f64::from)
+        };
+        let mut state = 0x51_7cc1_b727_220au64;
+        let mut found = 0;
+        for _ in 0..300 {
+            let t = mesh.triangles[crate::xorshift(&mut state) as usize % mesh.triangles.len()];
+            let k = crate::xorshift(&mut state);
+            let (point, normal) = (super::point_in(&mesh.positions, t, k), super::area_normal(&mesh.positions, t).0);
+            let inward = normal.map(|x| -x);
+            assert_eq!(c.exit(point, inward, 10.0), every(point, inward), "from {point:?} along {inward:?}");
+            // From just inside the wall there, along each axis both ways.
+            let inside: [f64; 3] = std::array::from_fn(|i| point[i] + 0.05 * inward[i]);
+            for axis in 0..6 {
+                let dir: [f64; 3] = std::array::from_fn(|i| if i == axis % 3 { [1.0, -1.0][axis / 3] } else { 0.0 });
+                let exit = c.exit(inside, dir, 10.0);
+                assert_eq!(exit, every(inside, dir), "from {inside:?} along {dir:?}");
+                found += usize::from(exit.is_some());
+            }
+        }
+        assert!(found > 1_500, "from inside the wall most axis rays leave it within 10 mm: {found} of 1,800");
     }
 
     /// Leaves are runs of consecutive triangles, each whole run as long as allowed on a smooth surface in mesh
