@@ -95,7 +95,8 @@ impl Mesh {
             None => weld(corners, key).map_err(|i| ModelError::NonFiniteCoordinate { location: what(i) })?,
             Some(order) => {
                 let gathered = in_order(order, &key);
-                weld(corners, |i| gathered[i / 3][i % 3]).map_err(|i| {
+                // The copy moves into the weld, which frees it once it has read the corners.
+                weld(corners, move |i| gathered[i / 3][i % 3]).map_err(|i| {
                     // The weld names the first non-finite corner in space order; the error names the file's first.
                     let first = (0..corners).find(|&c| !key(c).is_finite());
                     ModelError::NonFiniteCoordinate {

@@ -179,6 +179,9 @@ fn weld_with<K: WeldKey>(n: usize, key: impl Fn(usize) -> K + Sync, one_block_sh
         .collect();
     // The first failing corner in file order, whichever block a thread reached first.
     let blocks: Vec<Vec<K>> = blocks.into_iter().collect::<Result<_, usize>>()?;
+    // The corners are read: whatever `key` owns (a shuffled soup's copy in space order) is freed here, for what
+    // follows to reuse.
+    drop(key);
 
     // One block (up to 21,845 triangles): its distinct keys are the vertices, in first-use order already.
     if let ([only], true) = (blocks.as_slice(), one_block_shortcut) {
