@@ -129,7 +129,14 @@ pub fn analyze(mesh: &Mesh) -> Report {
         materials: Vec<(u64, f64, f64)>,
         shell_runs: Vec<(u32, f64)>,
     }
-    let chunks: Vec<Sums> = chunked(tris.len(), |range| {
+    // A mesh of one clean shell is its solid's surface as it is (or turned outward, which keeps every area): the
+    // wall-thickness pass places its points by these triangles' areas, kept here (in f32, as it keeps them)
+    // rather than computed again (the shuffled 2M-triangle band, instrumented: that pass's areas and points
+    // 9.5-10.7 -> 3.9-4.7 ms, this pass unchanged at 11.3-11.7).
+    let one_clean_shell = topo.shells == 1 && topo.boundary == 0 && topo.non_manifold == 0 && topo.inconsistent == 0;
+    let mut areas = vec![0.0f32; if one_clean_shell { tris.len() } else { 0 }];
+    let sums = |range: Range<usize>, areas: &mut [f32]| {
+        let start = range.start;
         let mut s = Sums {
             volume: 0.0,
             area: 0.0,
@@ -151,6 +158,9 @@ pub fn analyze(mesh: &Mesh) -> Report {
             }
             s.volume += vol;
             s.area += area;
+            if let Some(a) = areas.get_mut(t - start) {
+                *a = area as f32;
+            }
             if let Some(&m) = mesh.triangle_materials.get(t) {
                 if let Some(acc) = s.materials.get_mut(m as usize) {
                     acc.0 += 1;
@@ -167,7 +177,12 @@ pub fn analyze(mesh: &Mesh) -> Report {
             }
         }
         s
-    });
+    };
+    let chunks: Vec<Sums> = if one_clean_shell {
+        areas.par_chunks_mut(CHUNK).enumerate().map(|(c, out)| sums(c * CHUNK..c * CHUNK + out.len(), out)).collect()
+    } else {
+        chunked(tris.len(), |range| sums(range, &mut []))
+    };
 
     let mut volume = 0.0;
     let mut area = 0.0;
@@ -210,6 +225,7 @@ pub fn analyze(mesh: &Mesh) -> Report {
         n_mat,
         area,
         clean.then_some(CleanShells { shell_of: &topo.shell_of, volume: &shell_volume, roots: &topo.shell_roots }),
+        (one_clean_shell && clean).then_some(&areas[..]),
     );
     let (thickness, mut material_thickness) = crate::thickness::measure(&solid.surface);
 

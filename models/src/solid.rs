@@ -84,6 +84,8 @@ pub(crate) struct Surface<'a> {
     /// Per material, then one group of triangles with no material (for a file without materials, the only
     /// group with triangles).
     pub groups: Vec<Cow<'a, [[u32; 3]]>>,
+    /// A group that is the mesh's own triangles (one clean shell), and their areas as `analyze` found them.
+    pub areas: Option<(usize, &'a [f32])>,
 }
 
 /// Shells as the topology pass of `analyze` found them, for a mesh that needs no repair.
@@ -101,6 +103,7 @@ pub(crate) fn solid<'a>(
     n_materials: usize,
     area_mm2: f64,
     clean: Option<CleanShells<'_>>,
+    areas: Option<&'a [f32]>,
 ) -> Solid<'a> {
     let max_coord = positions.par_iter().map(|p| p[0].abs().max(p[1].abs()).max(p[2].abs())).reduce(|| 0.0, f64::max);
     let tolerance = WELD_ULPS * f64::from(f32::EPSILON) * max_coord;
@@ -119,12 +122,15 @@ pub(crate) fn solid<'a>(
                 *m = v.abs();
             }
             let mut groups = vec![Cow::Borrowed(&[][..]); n_materials + 1];
-            groups[(material as usize).min(n_materials)] = if v < 0.0 {
+            let group = (material as usize).min(n_materials);
+            groups[group] = if v < 0.0 {
                 Cow::Owned(triangles.par_iter().map(|&[a, b, c]| [a, c, b]).collect())
             } else {
                 Cow::Borrowed(triangles)
             };
-            let surface = Surface { positions: Cow::Borrowed(positions), groups };
+            // Turned outward, every triangle keeps its area.
+            let areas = areas.map(|a| (group, a));
+            let surface = Surface { positions: Cow::Borrowed(positions), groups, areas };
             return Solid { volume: v.abs(), material_volumes, repairs, review, surface };
         }
         Some(c) => Shells {
@@ -170,7 +176,7 @@ pub(crate) fn solid<'a>(
         positions.to_mut().extend(union_vertices);
     }
     let groups = groups.into_iter().map(Cow::Owned).collect();
-    Solid { volume, material_volumes, repairs, review, surface: Surface { positions, groups } }
+    Solid { volume, material_volumes, repairs, review, surface: Surface { positions, groups, areas: None } }
 }
 
 /// Triangles grouped into shells, with what each shell measures.

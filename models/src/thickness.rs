@@ -558,10 +558,17 @@ pub(crate) fn measure(surface: &Surface<'_>) -> (Option<Thickness>, Vec<Option<T
 fn measure_with(surface: &Surface<'_>, stride: usize) -> (Option<Thickness>, Vec<Option<Thickness>>) {
     let positions: &[[f64; 3]] = &surface.positions;
     let groups: Vec<&[[u32; 3]]> = surface.groups.iter().map(Cow::as_ref).collect();
-    // Every triangle's area once (f32 is plenty to place samples by), summed in fixed chunks in order.
+    // Every triangle's area once (f32 is plenty to place samples by; `analyze` keeps them for a mesh of one
+    // clean shell), summed in fixed chunks in order.
     const CHUNK: usize = 1 << 14;
-    let areas: Vec<Vec<f32>> =
-        groups.iter().map(|g| g.par_iter().map(|&t| area(positions, t) as f32).collect()).collect();
+    let areas: Vec<Cow<'_, [f32]>> = groups
+        .iter()
+        .enumerate()
+        .map(|(g, tris)| match surface.areas {
+            Some((group, areas)) if group == g && areas.len() == tris.len() => Cow::Borrowed(areas),
+            _ => Cow::Owned(tris.par_iter().map(|&t| area(positions, t) as f32).collect()),
+        })
+        .collect();
     let chunk_areas: Vec<Vec<f64>> =
         areas.iter().map(|a| a.par_chunks(CHUNK).map(|ch| ch.iter().map(|&x| f64::from(x)).sum()).collect()).collect();
     let total: f64 = chunk_areas.iter().flatten().sum();
@@ -976,6 +983,29 @@ mod tests {
             let (x, y) = (ordered.exit(from, dir, 10.0), scrambled.exit(from, dir, 10.0));
             assert_eq!(x, y, "angle {a}");
             assert!(x.is_some_and(|x| (x - 2.4).abs() < 0.01), "{x:?} at angle {a}");
+        }
+    }
+
+    /// `analyze` keeps the areas of a mesh of one clean shell for this pass: they place the points where the
+    /// areas this pass computes place them, for a shell wound outward and one inside out (turned outward here).
+    #[test]
+    fn areas_kept_by_analyze_place_the_points_where_computed_ones_do() {
+        for inside_out in [false, true] {
+            let mut band = ring_band(8.0, 10.5, 3.0, 256, 48);
+            if inside_out {
+                band.flip_winding();
+            }
+            let kept = crate::analyze(&band).thickness.expect("a band has area");
+            let mut outward = band.clone();
+            if inside_out {
+                outward.flip_winding();
+            }
+            let surface = crate::solid::Surface {
+                positions: std::borrow::Cow::Borrowed(&outward.positions),
+                groups: vec![std::borrow::Cow::Borrowed(&outward.triangles[..])],
+                areas: None,
+            };
+            assert_eq!(Some(kept), super::measure(&surface).0, "inside out: {inside_out}");
         }
     }
 
