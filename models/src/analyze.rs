@@ -225,7 +225,7 @@ pub fn analyze(mesh: &Mesh) -> Report {
         n_mat,
         area,
         clean.then_some(CleanShells { shell_of: &topo.shell_of, volume: &shell_volume, roots: &topo.shell_roots }),
-        (one_clean_shell && clean).then_some(&areas[..]),
+        one_clean_shell.then_some(&areas[..]),
     );
     let (thickness, mut material_thickness) = crate::thickness::measure(&solid.surface);
 
